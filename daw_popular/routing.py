@@ -1,0 +1,108 @@
+"""A small router compiled at start-up: exact paths and one trailing path parameter.
+
+Matching is a dict lookup for exact paths and a `startswith` per parameter route,
+so a request costs no regular expression. A path that exists for other methods
+answers 405 with `Allow` (RFC 9110, 15.5.6); anything else 404.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from urllib.parse import unquote_to_bytes
+
+from . import responses
+from .server import Request, Result
+
+RouteHandler = Callable[[Request, str], Result]
+Converter = Callable[[bytes], str]
+
+_BAD_ESCAPE = re.compile(rb"%(?![0-9A-Fa-f]{2})")
+
+
+class BadParameter(Exception):
+    """A path parameter that cannot be decoded; answered with 400."""
+
+
+def decode_param(raw: bytes) -> str:
+    """Percent-decode a path segment as UTF-8 (RFC 3986, 2.1); BadParameter if invalid."""
+    if b"%" in raw:
+        if _BAD_ESCAPE.search(raw) is not None:
+            raise BadParameter("invalid percent-encoding")
+        raw = unquote_to_bytes(raw)
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise BadParameter("invalid UTF-8") from None
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """`pattern` is an exact path, or a prefix ending in `{name}` for one segment."""
+
+    pattern: str
+    handler: RouteHandler
+    methods: tuple[str, ...] = ("GET", "HEAD")
+    converter: Converter = decode_param
+
+
+class Router:
+    """Dispatches a request to its route; is itself a server `Handler`."""
+
+    def __init__(self, routes: Iterable[Route]) -> None:
+        self._exact: dict[bytes, Route] = {}
+        self._prefixed: list[tuple[bytes, Route]] = []
+        for route in routes:
+            if route.pattern.endswith("}"):
+                prefix = route.pattern[: route.pattern.rindex("{")]
+                self._prefixed.append((prefix.encode("ascii"), route))
+            else:
+                self._exact[route.pattern.encode("ascii")] = route
+        # Longest prefix first, so `/a/b/{x}` wins over `/a/{x}`.
+        self._prefixed.sort(key=lambda item: -len(item[0]))
+
+    def __call__(self, request: Request) -> Result:
+        path = request.path
+        route = self._exact.get(path)
+        param = ""
+        if route is None:
+            for prefix, candidate in self._prefixed:
+                if path.startswith(prefix):
+                    raw = path[len(prefix) :]
+                    if raw and b"/" not in raw:
+                        route = candidate
+                        try:
+                            param = candidate.converter(raw)
+                        except BadParameter as exc:
+                            return bad_request(request, str(exc))
+                        break
+            else:
+                return not_found(request)
+            if route is None:
+                return not_found(request)
+        if request.method not in route.methods:
+            return method_not_allowed(request, route.methods)
+        return route.handler(request, param)
+
+
+def _head_only(request: Request) -> bool:
+    return request.method == "HEAD"
+
+
+def not_found(request: Request) -> bytes:
+    return responses.text(404, "Not Found", head_only=_head_only(request))
+
+
+def bad_request(request: Request, message: str) -> bytes:
+    return responses.text(400, f"Bad Request: {message}", head_only=_head_only(request))
+
+
+def method_not_allowed(request: Request, methods: tuple[str, ...]) -> bytes:
+    allow = ", ".join(methods).encode("ascii")
+    return responses.text(
+        405,
+        "Method Not Allowed",
+        headers=[(b"Allow", allow)],
+        head_only=_head_only(request),
+    )

@@ -1,0 +1,648 @@
+"""HTTP/1.1 server core on uvloop + httptools, shared by the service and the simulator.
+
+Theory of operation
+-------------------
+One `HttpProtocol` per connection feeds received bytes to an httptools parser.
+When a request is complete the handler is called at once. A handler returns
+either the complete response as `bytes` (the cache-hit path: no task, no
+coroutine) or an awaitable of it. Responses leave in request order: while an
+earlier response is still awaited, later ones queue behind it in `_pending`.
+
+Time-based limits are not per-request timers (two timer handles per request
+cost more than the rest of a cache hit): each connection keeps one deadline,
+and the server's ticker, which also refreshes the `Date` header, sweeps all
+connections a few times a second.
+
+A connection is in one of four phases, and the phase decides its deadline:
+
+    IDLE     nothing received of the next request   keep-alive timeout, then close quietly
+    READING  a request is arriving                   absolute request deadline, then 408 + close
+    BUSY     responses owed or a request in flight   no deadline (the handler bounds its own time)
+    any      writes paused (client not reading)      send timeout, then abort
+
+Errors in the request (malformed, over a limit) are answered once, with
+`Connection: close`, after any responses owed to earlier pipelined requests;
+nothing after the bad request is parsed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import enum
+import logging
+import re
+import socket
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, cast
+
+import httptools
+
+from . import responses
+
+log = logging.getLogger("daw_popular.server")
+
+Takeover = Callable[[asyncio.Transport], Awaitable[None]]
+Result = bytes | Awaitable["bytes | Takeover"]
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """Bounds on what one client may ask of the server. Defaults and their precedent."""
+
+    # gunicorn 4094, nginx 8 KiB (large_client_header_buffers): room for long names.
+    max_request_line: int = 8192
+    # gunicorn 100, Varnish 64: browsers send about 10-20.
+    max_headers: int = 64
+    # gunicorn 8190, Varnish 8 KiB per field.
+    max_header_bytes: int = 8192
+    # Varnish 32 KiB for the whole request head; node 16 KiB.
+    max_head_bytes: int = 32768
+    # GET needs no body; a small one is read and discarded, a larger one refused (413).
+    max_body_bytes: int = 65536
+    # An absolute deadline for a whole request (Varnish 5 s idle, nginx 60 s header):
+    # a timer that restarts on every byte would let a trickling client hold us forever.
+    request_timeout: float = 10.0
+    # hypercorn and uvicorn 5 s, also before the first request.
+    keepalive_timeout: float = 5.0
+    # nginx keepalive_requests 1000.
+    max_requests_per_connection: int = 1000
+    # Open file limit here is 20000; leave room for upstream sockets and files.
+    max_connections: int = 16000
+    # A client that stops reading is dropped once writes were blocked this long.
+    send_timeout: float = 10.0
+    # asyncio/uvloop transport defaults.
+    write_high_water: int = 65536
+    write_low_water: int = 16384
+
+    def tick_interval(self) -> float:
+        """How often the sweeper runs: fine enough to enforce the shortest timeout."""
+        shortest = min(self.request_timeout, self.keepalive_timeout, self.send_timeout)
+        return max(0.01, min(0.25, shortest / 4))
+
+
+class Phase(enum.IntEnum):
+    IDLE = 0
+    READING = 1
+    BUSY = 2
+    CLOSED = 3
+
+
+class Request:
+    """One parsed request. `path` and `query` are raw bytes, not decoded."""
+
+    __slots__ = (
+        "body",
+        "headers",
+        "http_version",
+        "if_none_match",
+        "keep_alive",
+        "method",
+        "path",
+        "query",
+    )
+
+    def __init__(
+        self,
+        method: str,
+        path: bytes,
+        query: bytes,
+        headers: list[tuple[bytes, bytes]],
+        http_version: str,
+        keep_alive: bool,
+        if_none_match: bytes | None,
+        body: bytes = b"",
+    ) -> None:
+        self.method = method
+        self.path = path
+        self.query = query
+        self.headers = headers
+        self.http_version = http_version
+        self.keep_alive = keep_alive
+        self.if_none_match = if_none_match
+        self.body = body
+
+    def header(self, name: bytes) -> bytes | None:
+        """First value of a header, case-insensitive; None when absent."""
+        name = name.lower()
+        for key, value in self.headers:
+            if key.lower() == name:
+                return value
+        return None
+
+
+Handler = Callable[[Request], Result]
+
+
+class HttpError(Exception):
+    """A request the server refuses before any handler sees it."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+# RFC 9110, 7.2 and RFC 3986, 3.2.2: reg-name or IP literal, optional port.
+_HOST = re.compile(rb"(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9\-._~!$&'()*+,;=%]*)(?::[0-9]*)?")
+
+
+class _Stop(Exception):
+    """Raised from a parser callback to stop parsing a connection that is closing."""
+
+
+class HttpProtocol(asyncio.Protocol):
+    __slots__ = (
+        "_body",
+        "_body_bytes",
+        "_deadline",
+        "_handler",
+        "_header_bytes",
+        "_headers",
+        "_hosts",
+        "_if_none_match",
+        "_limits",
+        "_parser",
+        "_pending",
+        "_phase",
+        "_reading_paused",
+        "_requests",
+        "_server",
+        "_shutting_down",
+        "_transport",
+        "_url",
+        "_valid_host",
+        "_writing_paused_since",
+    )
+
+    def __init__(self, server: HttpServer) -> None:
+        # per-connection state
+        self._server = server
+        self._handler = server.handler
+        self._limits = server.limits
+        self._parser = httptools.HttpRequestParser(self)
+        self._transport: asyncio.Transport | None = None
+        self._phase = Phase.IDLE
+        self._deadline = server.now + self._limits.keepalive_timeout
+        self._pending: deque[_Slot] = deque()
+        self._requests = 0
+        self._writing_paused_since = 0.0
+        self._reading_paused = False
+        self._shutting_down = False
+        self._valid_host = b""  # last Host value that passed validation
+        # per-request state
+        self._url = b""
+        self._headers: list[tuple[bytes, bytes]] = []
+        self._header_bytes = 0
+        self._hosts = 0
+        self._if_none_match: bytes | None = None
+        self._body: list[bytes] = []
+        self._body_bytes = 0
+
+    # protocol interface
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # uvloop's transports implement asyncio.Transport without subclassing it.
+        transport = cast(asyncio.Transport, transport)
+        self._transport = transport
+        server = self._server
+        if len(server.connections) >= self._limits.max_connections or server.closing:
+            self._phase = Phase.CLOSED
+            server.stats.refused += 1
+            transport.write(server.overloaded_response())
+            transport.close()
+            return
+        server.connections.add(self)
+        server.stats.accepted += 1
+        transport.set_write_buffer_limits(
+            high=self._limits.write_high_water, low=self._limits.write_low_water
+        )
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._phase = Phase.CLOSED
+        self._server.forget(self)
+        for slot in self._pending:
+            if slot.task is not None:
+                slot.task.cancel()
+        self._pending.clear()
+
+    def data_received(self, data: bytes) -> None:
+        if self._shutting_down:
+            # Closing: what follows a final request is never parsed (no second answer).
+            return
+        try:
+            self._parser.feed_data(data)
+        except _Stop:
+            pass
+        except httptools.HttpParserUpgrade:
+            # RFC 9110, 7.8: a server may ignore Upgrade. The request was answered
+            # (or is owed); we do not speak the other protocol, so close after it.
+            self._close_after_pending()
+        except httptools.HttpParserCallbackError as exc:
+            cause = exc.__context__
+            if isinstance(cause, HttpError):
+                self._refuse(cause.status, cause.message)
+            elif not isinstance(cause, _Stop):
+                log.exception("unexpected error in request parsing", exc_info=cause)
+                self._refuse(500, "Internal Server Error")
+        except httptools.HttpParserInvalidURLError:
+            self._refuse(400, "Bad Request: invalid request target")
+        except httptools.HttpParserInvalidMethodError:
+            self._refuse(400, "Bad Request: invalid method")
+        except httptools.HttpParserError as exc:
+            self._refuse(400, f"Bad Request: {exc}")
+
+    def eof_received(self) -> bool | None:
+        # Half-close: finish what is owed, then close (returning False closes now).
+        if not self._pending:
+            return False
+        self._shutting_down = True
+        return True
+
+    def pause_writing(self) -> None:
+        self._writing_paused_since = self._server.now
+        if not self._reading_paused and self._transport is not None:
+            self._reading_paused = True
+            self._transport.pause_reading()
+
+    def resume_writing(self) -> None:
+        self._writing_paused_since = 0.0
+        if self._reading_paused and self._transport is not None:
+            self._reading_paused = False
+            self._transport.resume_reading()
+
+    # parser callbacks
+
+    def on_message_begin(self) -> None:
+        if self._shutting_down:
+            raise _Stop
+        self._url = b""
+        self._headers = []
+        self._header_bytes = 0
+        self._hosts = 0
+        self._if_none_match = None
+        self._body_bytes = 0
+        self._phase = Phase.READING
+        self._deadline = self._server.now + self._limits.request_timeout
+
+    def on_url(self, url: bytes) -> None:
+        self._url += url
+        if len(self._url) > self._limits.max_request_line:
+            raise HttpError(414, "URI Too Long")
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        headers = self._headers
+        limits = self._limits
+        size = len(name) + len(value)
+        if size > limits.max_header_bytes:
+            raise HttpError(431, "Request Header Fields Too Large")
+        self._header_bytes += size + 4
+        if self._header_bytes > limits.max_head_bytes or len(headers) >= limits.max_headers:
+            raise HttpError(431, "Request Header Fields Too Large")
+        headers.append((name, value))
+        # Cheap length test first: only two names matter to the core.
+        if len(name) == 4 and name.lower() == b"host":
+            self._hosts += 1
+            if self._hosts > 1:
+                raise HttpError(400, "Bad Request: more than one Host header")
+            if value != self._valid_host:
+                if _HOST.fullmatch(value) is None:
+                    raise HttpError(400, "Bad Request: invalid Host header")
+                self._valid_host = value
+        elif len(name) == 13 and name.lower() == b"if-none-match":
+            self._if_none_match = (
+                value if self._if_none_match is None else self._if_none_match + b", " + value
+            )
+
+    def on_headers_complete(self) -> None:
+        parser = self._parser
+        version = parser.get_http_version()
+        if version == "1.1" and self._hosts == 0:
+            # RFC 9112, 3.2: a server MUST respond 400 to HTTP/1.1 without Host.
+            raise HttpError(400, "Bad Request: missing Host header")
+        if version == "1.0" and any(n.lower() == b"transfer-encoding" for n, _ in self._headers):
+            # RFC 9112, 6.1: Transfer-Encoding in HTTP/1.0 means a broken framing.
+            raise HttpError(400, "Bad Request: Transfer-Encoding in HTTP/1.0")
+
+    def on_body(self, body: bytes) -> None:
+        self._body_bytes += len(body)
+        if self._body_bytes > self._limits.max_body_bytes:
+            raise HttpError(413, "Content Too Large")
+        self._body.append(body)
+
+    def on_message_complete(self) -> None:
+        parser = self._parser
+        url = self._url
+        if url[:1] != b"/":
+            url = _origin_form(url)
+        mark = url.find(b"?")
+        if mark < 0:
+            path, query = url, b""
+        else:
+            path, query = url[:mark], url[mark + 1 :]
+        self._requests += 1
+        keep_alive = (
+            parser.should_keep_alive()
+            and self._requests < self._limits.max_requests_per_connection
+            and not self._shutting_down
+            and not self._server.closing
+        )
+        body = b""
+        if self._body:
+            body = b"".join(self._body)
+            self._body = []
+        request = Request(
+            parser.get_method().decode("ascii"),
+            path,
+            query,
+            self._headers,
+            parser.get_http_version(),
+            keep_alive,
+            self._if_none_match,
+            body,
+        )
+        self._phase = Phase.BUSY
+        if not keep_alive:
+            self._shutting_down = True
+        try:
+            result = self._handler(request)
+        except Exception:
+            log.exception("handler failed for %r", path)
+            result = self._server.error_response(500, "Internal Server Error")
+            keep_alive = False
+        if type(result) is bytes and not self._pending:
+            self._write(result, keep_alive, request.http_version)
+        else:
+            self._enqueue(result, keep_alive, request.http_version)
+        if not keep_alive:
+            raise _Stop
+
+    # responses
+
+    def _enqueue(self, result: Result, keep_alive: bool, version: str) -> None:
+        slot = _Slot(keep_alive, version)
+        if isinstance(result, bytes):
+            slot.data = result
+        else:
+            task = asyncio.ensure_future(result)
+            slot.task = task
+            task.add_done_callback(self._on_task_done)
+        self._pending.append(slot)
+
+    def _on_task_done(self, task: asyncio.Future[Any]) -> None:
+        if self._phase is Phase.CLOSED:
+            if not task.cancelled():
+                task.exception()  # retrieved, so asyncio does not log it
+            return
+        self._flush()
+
+    def _flush(self) -> None:
+        """Write every response at the head of the queue that is ready, in order."""
+        pending = self._pending
+        while pending and self._phase is not Phase.CLOSED:
+            slot = pending[0]
+            task = slot.task
+            if task is None:
+                data: bytes | Takeover = slot.data
+            elif task.done():
+                data = self._task_result(slot, task)
+            else:
+                return
+            pending.popleft()
+            if not isinstance(data, bytes):
+                pending.clear()
+                self._start_takeover(data)
+                return
+            self._write(data, slot.keep_alive, slot.version)
+
+    def _task_result(self, slot: _Slot, task: asyncio.Future[Any]) -> bytes | Takeover:
+        """What a finished handler task produced: bytes, or a takeover of the socket."""
+        try:
+            result: bytes | Takeover = task.result()
+        except asyncio.CancelledError:
+            slot.keep_alive = False
+            return self._server.error_response(503, "Service Unavailable")
+        except Exception:
+            log.exception("handler task failed")
+            slot.keep_alive = False
+            return self._server.error_response(500, "Internal Server Error")
+        return result
+
+    def _start_takeover(self, takeover: Takeover) -> None:
+        self._phase = Phase.CLOSED
+        self._shutting_down = True
+        self._server.forget(self)
+        task = asyncio.ensure_future(self._run_takeover(takeover))
+        background = self._server.background
+        background.add(task)
+        task.add_done_callback(background.discard)
+
+    async def _run_takeover(self, takeover: Takeover) -> None:
+        transport = self._transport
+        assert transport is not None
+        try:
+            await takeover(transport)
+        finally:
+            transport.close()
+
+    def _write(self, data: bytes, keep_alive: bool, version: str) -> None:
+        transport = self._transport
+        assert transport is not None
+        last = not self._pending and self._phase is not Phase.READING
+        if not keep_alive or (last and self._shutting_down):
+            transport.write(responses.with_connection_header(data, b"close"))
+            self._phase = Phase.CLOSED
+            self._pending.clear()
+            self._server.forget(self)
+            transport.close()
+            return
+        if version == "1.0":
+            data = responses.with_connection_header(data, b"keep-alive")
+        transport.write(data)
+        if last:
+            # Nothing owed, nothing arriving: wait for the next request.
+            self._phase = Phase.IDLE
+            self._deadline = self._server.now + self._limits.keepalive_timeout
+
+    def _refuse(self, status: int, message: str) -> None:
+        """Answer a bad request once, after what is owed to earlier requests, then close."""
+        self._server.stats.rejected += 1
+        self._shutting_down = True
+        self._enqueue(self._server.error_response(status, message), False, "1.1")
+        self._flush()
+
+    def _close_after_pending(self) -> None:
+        self._shutting_down = True
+        if not self._pending and self._transport is not None:
+            self._phase = Phase.CLOSED
+            self._server.forget(self)
+            self._transport.close()
+
+    # server interface
+
+    def expire(self, now: float) -> None:
+        """Called by the sweeper for every connection: enforce the phase's deadline."""
+        transport = self._transport
+        if transport is None or self._phase is Phase.CLOSED:
+            return
+        paused = self._writing_paused_since
+        if paused and now - paused >= self._limits.send_timeout:
+            self._server.stats.timed_out += 1
+            self._phase = Phase.CLOSED
+            transport.abort()
+            return
+        if now < self._deadline:
+            return
+        if self._phase is Phase.IDLE:
+            self._phase = Phase.CLOSED
+            transport.close()
+        elif self._phase is Phase.READING:
+            self._server.stats.timed_out += 1
+            self._refuse(408, "Request Timeout")
+
+    def shutdown(self) -> None:
+        """Graceful stop: idle connections close now, busy ones after what they owe."""
+        self._shutting_down = True
+        if self._phase is Phase.IDLE and self._transport is not None:
+            self._phase = Phase.CLOSED
+            self._transport.close()
+
+    def abort(self) -> None:
+        if self._transport is not None:
+            self._transport.abort()
+
+
+class _Slot:
+    """A response owed, in request order."""
+
+    __slots__ = ("data", "keep_alive", "task", "version")
+
+    def __init__(self, keep_alive: bool, version: str) -> None:
+        self.keep_alive = keep_alive
+        self.version = version
+        self.data = b""
+        self.task: asyncio.Future[Any] | None = None
+
+
+def _origin_form(target: bytes) -> bytes:
+    """Path and query of an absolute-form target (RFC 9112, 3.2.2); others are refused."""
+    lowered = target[:8].lower()
+    if lowered.startswith((b"http://", b"https://")):
+        rest = target[target.index(b"//") + 2 :]
+        slash = rest.find(b"/")
+        return b"/" if slash < 0 else rest[slash:]
+    raise HttpError(400, "Bad Request: invalid request target")
+
+
+@dataclass(slots=True)
+class ServerStats:
+    accepted: int = 0
+    refused: int = 0
+    rejected: int = 0
+    timed_out: int = 0
+
+
+class HttpServer:
+    """Listens, owns the connections, runs the ticker; `handler` answers requests."""
+
+    def __init__(self, handler: Handler, limits: Limits | None = None) -> None:
+        self.handler = handler
+        self.limits = limits or Limits()
+        self.connections: set[HttpProtocol] = set()
+        self.background: set[asyncio.Future[Any]] = set()
+        self.stats = ServerStats()
+        self.closing = False
+        self.now = time.monotonic()
+        self._servers: list[asyncio.base_events.Server] = []
+        self._ticker: asyncio.TimerHandle | None = None
+        self._tick_listeners: list[Callable[[float], None]] = []
+        self._drained = asyncio.Event()
+
+    @property
+    def port(self) -> int:
+        sockets = self._servers[0].sockets
+        return int(sockets[0].getsockname()[1])
+
+    def on_tick(self, listener: Callable[[float], None]) -> None:
+        """Call `listener(now)` on every tick (a few times a second)."""
+        self._tick_listeners.append(listener)
+
+    async def start(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        sock: socket.socket | None = None,
+        reuse_port: bool = False,
+        backlog: int = 4096,
+    ) -> None:
+        loop = asyncio.get_running_loop()
+        if sock is not None:
+            server = await loop.create_server(
+                lambda: HttpProtocol(self), sock=sock, backlog=backlog
+            )
+        else:
+            server = await loop.create_server(
+                lambda: HttpProtocol(self),
+                host,
+                port,
+                reuse_port=reuse_port or None,
+                backlog=backlog,
+            )
+        self._servers.append(server)
+        self._tick()
+
+    def _tick(self) -> None:
+        self.now = now = time.monotonic()
+        responses.DATE.refresh()
+        for conn in list(self.connections):
+            conn.expire(now)
+        for listener in self._tick_listeners:
+            listener(now)
+        loop = asyncio.get_running_loop()
+        self._ticker = loop.call_later(self.limits.tick_interval(), self._tick)
+
+    def forget(self, conn: HttpProtocol) -> None:
+        """A connection is closing; the last one to go ends a graceful shutdown."""
+        self.connections.discard(conn)
+        if self.closing and not self.connections:
+            self._drained.set()
+
+    def error_response(self, status: int, message: str) -> bytes:
+        return responses.text(status, message)
+
+    def overloaded_response(self) -> bytes:
+        return responses.text(
+            503,
+            "Service Unavailable: too many connections",
+            headers=[(b"Retry-After", b"1"), (b"Connection", b"close")],
+        )
+
+    async def shutdown(self, grace: float = 10.0) -> None:
+        """Stop accepting, let in-flight requests finish, close idle connections.
+
+        Connections still open after `grace` seconds are aborted.
+        """
+        self.closing = True
+        for server in self._servers:
+            server.close()
+        for conn in list(self.connections):
+            conn.shutdown()
+        if self.connections:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._drained.wait(), grace)
+        for conn in list(self.connections):
+            conn.abort()
+        for server in self._servers:
+            await server.wait_closed()
+        if self._ticker is not None:
+            self._ticker.cancel()
+        for task in list(self.background):
+            task.cancel()
