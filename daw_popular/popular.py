@@ -1,0 +1,101 @@
+"""The popular-purchases aggregation: pure functions from upstream data to the answer.
+
+Theory of operation. An answer is built from four upstream reads: the user's first
+five stored purchases (`product_ids`), then, for each distinct product, the product
+object and the purchases of that product (`buyers_newest_first`). The buyer list of a
+product does not depend on who asks, so it is computed once per fetch and cached;
+only `recent` and `compose` run per requester. Nothing here does I/O or keeps state:
+the inputs are the JSON objects as the upstream sent them, after its shape was checked.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import orjson
+
+from .errors import UpstreamBadResponse
+
+# `by_user?limit=5` answers the first five stored purchases; slicing here keeps the
+# rule true even if an upstream ignores the limit.
+RECENT_PURCHASES = 5
+
+Purchase = Mapping[str, Any]
+Product = Mapping[str, Any]
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
+
+
+def product_ids(purchases: Iterable[Purchase]) -> list[int]:
+    """Distinct `productId`s of the user's first five purchases, first appearance first."""
+    seen: dict[int, None] = {}
+    for index, purchase in enumerate(purchases):
+        if index == RECENT_PURCHASES:
+            break
+        seen[purchase["productId"]] = None
+    return list(seen)
+
+
+def instant(date: str) -> int:
+    """Microseconds since the epoch of an ISO-8601 date; no offset means UTC.
+
+    Purchases compare as instants, not as strings, so `...01Z`, `...01.000Z` and
+    `...02+00:00:01` order correctly whatever the upstream's formatting.
+    """
+    try:
+        parsed = datetime.fromisoformat(date)
+    except (TypeError, ValueError) as exc:
+        raise UpstreamBadResponse(f"Upstream sent a purchase with a bad date: {date!r}") from exc
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return (parsed - _EPOCH) // _MICROSECOND
+
+
+def buyers_newest_first(purchases_of_product: Iterable[Purchase]) -> tuple[str, ...]:
+    """Distinct buyers of one product, by their newest purchase, newest first.
+
+    Equal instants order by username so the result never depends on store order.
+    """
+    newest: dict[str, int] = {}
+    for purchase in purchases_of_product:
+        username: str = purchase["username"]
+        when = instant(purchase["date"])
+        if when > newest.get(username, when - 1):
+            newest[username] = when
+    ordered = sorted(newest.items(), key=lambda item: (-item[1], item[0]))
+    return tuple(username for username, _ in ordered)
+
+
+def recent(buyers: tuple[str, ...], requester: str) -> list[str]:
+    """The other buyers: `buyers` without the requester (exact match)."""
+    return [username for username in buyers if username != requester]
+
+
+def compose(
+    requester: str,
+    product_order: Iterable[int],
+    products: Mapping[int, Product | None],
+    buyers: Mapping[int, tuple[str, ...]],
+) -> list[dict[str, Any]]:
+    """The answer's entries: each existing product plus `recent`, most other buyers first.
+
+    Products the upstream no longer knows (`{}` / None) are left out. Ties keep
+    `product_order`, since `sorted` is stable.
+    """
+    entries: list[dict[str, Any]] = []
+    for product_id in product_order:
+        product = products.get(product_id)
+        if not product:
+            continue
+        entry = dict(product)
+        entry["recent"] = recent(buyers[product_id], requester)
+        entries.append(entry)
+    return sorted(entries, key=lambda entry: -len(entry["recent"]))
+
+
+def render(entries: list[dict[str, Any]]) -> bytes:
+    """Compact UTF-8 JSON; faces stay readable instead of `\\u` escapes."""
+    return orjson.dumps(entries)
