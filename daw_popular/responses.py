@@ -52,16 +52,21 @@ def head(
     status: int,
     headers: Iterable[Header] = (),
     *,
-    content_length: int,
+    content_length: int | None,
     content_type: bytes | None = None,
 ) -> bytes:
-    """Status line and header block, ending with the blank line."""
+    """Status line and header block, ending with the blank line.
+
+    `content_length=None` leaves the field out (a 304, RFC 9110, 15.4.5).
+    """
     parts = [STATUS_LINES[status], b"Server: ", SERVER_NAME, b"\r\n", DATE.line]
     if content_type is not None:
         parts += (b"Content-Type: ", content_type, b"\r\n")
     for name, value in headers:
         parts += (name, b": ", value, b"\r\n")
-    parts += (b"Content-Length: ", b"%d" % content_length, b"\r\n\r\n")
+    if content_length is not None:
+        parts += (b"Content-Length: ", b"%d" % content_length, b"\r\n")
+    parts.append(b"\r\n")
     return b"".join(parts)
 
 
@@ -72,15 +77,9 @@ def response(
     content_type: bytes | None = None,
     headers: Iterable[Header] = (),
     head_only: bool = False,
-    content_length: int | None = None,
 ) -> bytes:
-    """One complete response. `head_only` answers HEAD: same headers, no body.
-
-    `content_length` overrides the body's length, for 304 answers that describe
-    a representation without sending it (RFC 9110, 8.6).
-    """
-    length = len(body) if content_length is None else content_length
-    start = head(status, headers, content_length=length, content_type=content_type)
+    """One complete response. `head_only` answers HEAD: same headers, no body."""
+    start = head(status, headers, content_length=len(body), content_type=content_type)
     if head_only or not body:
         return start
     return start + body

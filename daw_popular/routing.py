@@ -63,27 +63,30 @@ class Router:
         self._prefixed.sort(key=lambda item: -len(item[0]))
 
     def __call__(self, request: Request) -> Result:
-        path = request.path
-        route = self._exact.get(path)
-        param = ""
-        if route is None:
-            for prefix, candidate in self._prefixed:
-                if path.startswith(prefix):
-                    raw = path[len(prefix) :]
-                    if raw and b"/" not in raw:
-                        route = candidate
-                        try:
-                            param = candidate.converter(raw)
-                        except BadParameter as exc:
-                            return bad_request(request, str(exc))
-                        break
-            else:
-                return not_found(request)
-            if route is None:
-                return not_found(request)
+        exact = self._exact.get(request.path)
+        if exact is not None:
+            if request.method not in exact.methods:
+                return method_not_allowed(request, exact.methods)
+            return exact.handler(request, "")
+        found = self._match_prefixed(request.path)
+        if found is None:
+            return not_found(request)
+        route, raw = found
         if request.method not in route.methods:
             return method_not_allowed(request, route.methods)
+        try:
+            param = route.converter(raw)
+        except BadParameter as exc:
+            return bad_request(request, str(exc))
         return route.handler(request, param)
+
+    def _match_prefixed(self, path: bytes) -> tuple[Route, bytes] | None:
+        for prefix, route in self._prefixed:
+            if path.startswith(prefix):
+                raw = path[len(prefix) :]
+                if raw and b"/" not in raw:
+                    return route, raw
+        return None
 
 
 def _head_only(request: Request) -> bool:

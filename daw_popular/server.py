@@ -564,11 +564,12 @@ class HttpServer:
         self._ticker: asyncio.TimerHandle | None = None
         self._tick_listeners: list[Callable[[float], None]] = []
         self._drained = asyncio.Event()
+        self._port = 0
 
     @property
     def port(self) -> int:
-        sockets = self._servers[0].sockets
-        return int(sockets[0].getsockname()[1])
+        """The port bound by the first `start` (useful with port 0)."""
+        return self._port
 
     def on_tick(self, listener: Callable[[float], None]) -> None:
         """Call `listener(now)` on every tick (a few times a second)."""
@@ -596,8 +597,11 @@ class HttpServer:
                 reuse_port=reuse_port or None,
                 backlog=backlog,
             )
+        if not self._servers:
+            self._port = int(server.sockets[0].getsockname()[1])
         self._servers.append(server)
-        self._tick()
+        if self._ticker is None:
+            self._tick()
 
     def _tick(self) -> None:
         self.now = now = time.monotonic()

@@ -1,0 +1,114 @@
+"""Assembly: build the service from `Settings`, serve it, stop it cleanly on a signal."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from . import responses
+from .cache import Cache
+from .config import Settings
+from .dawapi import DawApi
+from .routing import Route, Router
+from .server import HttpServer, Request, Result
+from .service import PREFIX, PopularPurchases, username_param
+from .upstream import ClientLimits, UpstreamClient
+
+log = logging.getLogger("daw_popular")
+
+
+@dataclass(slots=True)
+class App:
+    """The running pieces of one service process."""
+
+    settings: Settings
+    client: UpstreamClient
+    cache: Cache[Any, Any]
+    service: PopularPurchases
+    router: Router
+
+    async def close(self) -> None:
+        await self.client.close()
+
+
+def healthz(request: Request, _: str) -> Result:
+    return responses.text(200, "ok", head_only=request.method == "HEAD")
+
+
+def build(settings: Settings) -> App:
+    client = UpstreamClient(
+        settings.upstream,
+        ClientLimits(
+            max_connections=settings.upstream_connections,
+            max_waiting=settings.upstream_queue,
+            connect_timeout=settings.connect_timeout,
+            read_timeout=settings.read_timeout,
+            max_response_bytes=settings.max_response_bytes,
+        ),
+    )
+    api = DawApi(client.get_json, page_size=settings.page_size)
+    cache: Cache[Any, Any] = Cache(settings.cache_bytes)
+    service = PopularPurchases(
+        api,
+        cache=cache,
+        user_ttl=settings.user_ttl,
+        unknown_user_ttl=settings.unknown_user_ttl,
+        purchases_ttl=settings.purchases_ttl,
+        product_ttl=settings.product_ttl,
+        response_ttl=settings.response_ttl,
+        stale_while_revalidate=settings.stale_while_revalidate,
+        stale_if_error=settings.stale_if_error,
+        xfetch_beta=settings.xfetch_beta,
+        deadline=settings.deadline,
+        max_age=settings.max_age,
+        client_stale_while_revalidate=settings.client_stale_while_revalidate,
+        not_found_max_age=settings.not_found_max_age,
+    )
+    router = Router(
+        [
+            Route(PREFIX + "{username}", service, converter=username_param),
+            Route("/healthz", healthz),
+        ]
+    )
+    return App(settings, client, cache, service, router)
+
+
+async def start(settings: Settings) -> tuple[App, HttpServer]:
+    app = build(settings)
+    server = HttpServer(app.router, settings.limits())
+    await server.start(settings.host, settings.port)
+    return app, server
+
+
+async def run_until_stopped(
+    server: HttpServer,
+    grace: float,
+    *,
+    on_stop: Callable[[], Any] | None = None,
+) -> None:
+    """Serve until SIGTERM or SIGINT, then shut down gracefully within `grace` seconds."""
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(sig)
+    log.info("shutting down (grace %.1f s)", grace)
+    await server.shutdown(grace)
+    if on_stop is not None:
+        result = on_stop()
+        if asyncio.iscoroutine(result):
+            await result
+
+
+async def serve(settings: Settings) -> None:
+    app, server = await start(settings)
+    log.info("daw-popular listening on http://%s:%d/", settings.host, server.port)
+    await run_until_stopped(server, settings.shutdown_grace, on_stop=app.close)

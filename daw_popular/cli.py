@@ -1,0 +1,83 @@
+"""Command line: `daw-popular serve | sim | demo`."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+
+import uvloop
+
+from . import __version__, config
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from .app import serve
+
+    uvloop.run(serve(config.from_args(args)))
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from .demo import run
+
+    uvloop.run(run(args))
+    return 0
+
+
+def _sim(args: argparse.Namespace) -> int:
+    from .sim import cli as sim_cli
+
+    return sim_cli.run(args)
+
+
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(
+        prog="daw-popular",
+        description="Popular Purchases service of the Discount Ascii Warehouse.",
+    )
+    top.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    commands = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    serve = commands.add_parser(
+        "serve",
+        help="run the service against an upstream DAW data API",
+        description="Serve GET /api/recent_purchases/{username}. Every option can also be "
+        "set as an environment variable DAW_POPULAR_<OPTION>.",
+    )
+    config.add_arguments(serve)
+    serve.set_defaults(func=_serve)
+
+    from .sim import cli as sim_cli
+
+    sim = commands.add_parser(
+        "sim",
+        help="run the DAW data API simulator (the upstream)",
+        description="The DAW data API with the real program's behaviour, quirks included.",
+    )
+    sim_cli.add_arguments(sim)
+    sim.set_defaults(func=_sim)
+
+    from . import demo
+
+    demo_parser = commands.add_parser(
+        "demo",
+        help="run the simulator and the service together, print URLs to try",
+        description="Start the simulator with generated data and the service in front of it.",
+    )
+    demo.add_arguments(demo_parser)
+    demo_parser.set_defaults(func=_demo)
+    return top
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    level = getattr(args, "log_level", "info").upper()
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    code: int = args.func(args)
+    return code
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,111 @@
+"""A finished answer for one username, kept as pre-built bytes for the cache-hit path.
+
+The wire bytes carry `Date` and `Age`, which change every second, so they are
+rebuilt at most once a second per answer, on first use in that second; every
+other hit is one comparison and the write of bytes that already exist.
+"""
+
+from __future__ import annotations
+
+import time
+
+from . import responses
+from .conditional import etag_for, none_match
+from .server import Request
+
+_NOSNIFF = (b"X-Content-Type-Options", b"nosniff")
+
+
+class Reply:
+    """Status, body and caching headers of one answer; renders itself for a request."""
+
+    __slots__ = (
+        "_head_len",
+        "_not_modified",
+        "_second",
+        "_wire",
+        "body",
+        "born",
+        "cache_control",
+        "content_type",
+        "etag",
+        "status",
+    )
+
+    def __init__(
+        self,
+        status: int,
+        body: bytes,
+        *,
+        content_type: bytes,
+        cache_control: bytes,
+        born: float,
+        etag: bytes | None = None,
+    ) -> None:
+        self.status = status
+        self.body = body
+        self.content_type = content_type
+        self.cache_control = cache_control
+        self.etag = etag
+        self.born = born  # time.monotonic() of the oldest data in the answer, for Age
+        self._second = -1
+        self._wire = b""
+        self._head_len = 0
+        self._not_modified = b""
+
+    @classmethod
+    def ok(cls, body: bytes, *, cache_control: bytes, born: float) -> Reply:
+        return cls(
+            200,
+            body,
+            content_type=responses.JSON,
+            cache_control=cache_control,
+            born=born,
+            etag=etag_for(body),
+        )
+
+    @classmethod
+    def not_found(cls, message: str, *, cache_control: bytes, born: float) -> Reply:
+        return cls(
+            404,
+            message.encode("utf-8"),
+            content_type=responses.TEXT,
+            cache_control=cache_control,
+            born=born,
+        )
+
+    @property
+    def size(self) -> int:
+        """Bytes this answer holds in memory, roughly, for the cache's byte bound."""
+        return 2 * len(self.body) + 400
+
+    def answer(self, request: Request) -> bytes:
+        """The bytes for this request: 200/404, 304 when the ETag matches, or HEAD."""
+        if self._second != responses.DATE.second:
+            self._render()
+        inm = request.if_none_match
+        if inm is not None and self.etag is not None and none_match(inm, self.etag):
+            return self._not_modified
+        if request.method == "HEAD":
+            return self._wire[: self._head_len]
+        return self._wire
+
+    def _render(self) -> None:
+        age = b"%d" % max(0, int(time.monotonic() - self.born))
+        headers = [(b"Cache-Control", self.cache_control), (b"Age", age)]
+        if self.etag is not None:
+            headers.append((b"ETag", self.etag))
+        else:
+            headers.append(_NOSNIFF)
+        head = responses.head(
+            self.status,
+            headers,
+            content_length=len(self.body),
+            content_type=self.content_type,
+        )
+        self._wire = head + self.body
+        self._head_len = len(head)
+        if self.etag is not None:
+            # RFC 9110, 15.4.5: a 304 carries the validators and caching headers only.
+            self._not_modified = responses.head(304, headers, content_length=None)
+        self._second = responses.DATE.second

@@ -1,0 +1,399 @@
+"""Server core: feed bytes to the protocol, read the bytes it writes."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from typing import Any
+
+import pytest
+
+from daw_popular import responses
+from daw_popular.routing import Route, Router
+from daw_popular.server import HttpProtocol, HttpServer, Limits, Request, Result
+
+
+class FakeTransport:
+    """Collects what the protocol writes; records close and pause calls."""
+
+    def __init__(self) -> None:
+        self.written = bytearray()
+        self.closed = False
+        self.aborted = False
+        self.reading_paused = False
+
+    def write(self, data: bytes) -> None:
+        assert not self.closed, "write after close"
+        self.written += data
+
+    def close(self) -> None:
+        self.closed = True
+
+    def abort(self) -> None:
+        self.closed = self.aborted = True
+
+    def is_closing(self) -> bool:
+        return self.closed
+
+    def pause_reading(self) -> None:
+        self.reading_paused = True
+
+    def resume_reading(self) -> None:
+        self.reading_paused = False
+
+    def set_write_buffer_limits(self, high: int, low: int) -> None:
+        pass
+
+    def get_extra_info(self, name: str) -> Any:
+        return None
+
+
+def hello(request: Request, name: str) -> Result:
+    return responses.response(
+        200,
+        f"hello {name}".encode(),
+        content_type=responses.TEXT,
+        head_only=request.method == "HEAD",
+    )
+
+
+async def slow(request: Request, name: str) -> bytes:
+    await asyncio.sleep(float(name))
+    return responses.response(200, f"slept {name}".encode())
+
+
+def make(limits: Limits | None = None) -> tuple[HttpServer, HttpProtocol, FakeTransport]:
+    router = Router([Route("/hello/{name}", hello), Route("/slow/{name}", slow)])
+    server = HttpServer(router, limits)
+    protocol = HttpProtocol(server)
+    transport = FakeTransport()
+    protocol.connection_made(transport)  # type: ignore[arg-type]
+    return server, protocol, transport
+
+
+def parse_responses(
+    data: bytes, heads: frozenset[int] = frozenset()
+) -> list[tuple[int, dict[str, str], bytes]]:
+    """Split a byte stream into (status, headers, body) using Content-Length.
+
+    `heads` are the indexes of answers to HEAD requests, which have no body.
+    """
+    out: list[tuple[int, dict[str, str], bytes]] = []
+    while data:
+        head, _, rest = data.partition(b"\r\n\r\n")
+        lines = head.decode("latin-1").split("\r\n")
+        status = int(lines[0].split()[1])
+        headers = {}
+        for line in lines[1:]:
+            name, _, value = line.partition(":")
+            headers[name.strip().lower()] = value.strip()
+        length = 0 if len(out) in heads else int(headers.get("content-length", "0"))
+        out.append((status, headers, rest[:length]))
+        data = rest[length:]
+    return out
+
+
+GET = b"GET %s HTTP/1.1\r\nHost: test\r\n\r\n"
+
+
+async def test_keep_alive_answers_requests_one_after_another() -> None:
+    _, protocol, transport = make()
+    protocol.data_received(GET % b"/hello/a")
+    protocol.data_received(GET % b"/hello/b")
+    got = parse_responses(bytes(transport.written))
+    assert [(s, b) for s, _, b in got] == [(200, b"hello a"), (200, b"hello b")]
+    assert not transport.closed
+
+
+async def test_pipelined_responses_keep_request_order() -> None:
+    """A slow first answer holds back the fast ones queued behind it."""
+    _, protocol, transport = make()
+    protocol.data_received((GET % b"/slow/0.05") + (GET % b"/hello/x") + (GET % b"/slow/0.01"))
+    assert transport.written == b""
+    await asyncio.sleep(0.1)
+    got = parse_responses(bytes(transport.written))
+    assert [b for _, _, b in got] == [b"slept 0.05", b"hello x", b"slept 0.01"]
+
+
+async def test_request_split_at_every_byte_is_answered_once() -> None:
+    data = (GET % b"/hello/%C3%A9t%C3%A9") + (GET % b"/hello/b")
+    for cut in range(1, len(data)):
+        _, protocol, transport = make()
+        protocol.data_received(data[:cut])
+        protocol.data_received(data[cut:])
+        got = parse_responses(bytes(transport.written))
+        assert [b for _, _, b in got] == ["hello été".encode(), b"hello b"], cut
+
+
+async def test_head_has_headers_of_get_and_no_body() -> None:
+    _, protocol, transport = make()
+    protocol.data_received(b"HEAD /hello/a HTTP/1.1\r\nHost: t\r\n\r\n" + (GET % b"/hello/z"))
+    first, second = parse_responses(bytes(transport.written), heads=frozenset({0}))
+    assert first[0] == 200 and first[1]["content-length"] == "7" and first[2] == b""
+    # The next response starts right after the head: no body bytes were sent for HEAD.
+    assert second[2] == b"hello z"
+
+
+async def test_unknown_path_is_404_and_wrong_method_is_405_with_allow() -> None:
+    _, protocol, transport = make()
+    protocol.data_received(GET % b"/nope")
+    protocol.data_received(b"DELETE /hello/a HTTP/1.1\r\nHost: t\r\n\r\n")
+    protocol.data_received(GET % b"/hello/")
+    (s1, _, _), (s2, h2, _), (s3, _, _) = parse_responses(bytes(transport.written))
+    assert (s1, s2, s3) == (404, 405, 404)
+    assert h2["allow"] == "GET, HEAD"
+
+
+@pytest.mark.parametrize(
+    ("segment", "expected"),
+    [
+        (b"Amiya.Hansen", "hello Amiya.Hansen"),
+        (b"%41miya", "hello Amiya"),
+        (b"O'Hara", "hello O'Hara"),
+        (b"%E2%9C%BF", "hello ✿"),
+        (b"a%2Fb", "hello a/b"),
+    ],
+)
+async def test_path_parameter_is_percent_decoded_as_utf8(segment: bytes, expected: str) -> None:
+    _, protocol, transport = make()
+    protocol.data_received(GET % (b"/hello/" + segment))
+    ((status, _, body),) = parse_responses(bytes(transport.written))
+    assert (status, body.decode()) == (200, expected)
+
+
+@pytest.mark.parametrize("segment", [b"%", b"%4", b"%zz", b"%C3", b"%FF", b"%ED%A0%80"])
+async def test_invalid_percent_encoding_or_utf8_is_400(segment: bytes) -> None:
+    _, protocol, transport = make()
+    protocol.data_received(GET % (b"/hello/" + segment))
+    ((status, _, body),) = parse_responses(bytes(transport.written))
+    assert status == 400 and body.startswith(b"Bad Request")
+    assert not transport.closed  # a well-formed request with a bad parameter keeps the line
+
+
+@pytest.mark.parametrize(
+    ("raw", "status"),
+    [
+        (b"GARBAGE\r\n\r\n", 400),
+        (b"\x00", 400),
+        (b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03", 400),  # TLS ClientHello
+        (b"get /hello/a HTTP/1.1\r\nHost: t\r\n\r\n", 400),
+        (b"GET /hello/a HTTP/1.2\r\nHost: t\r\n\r\n", 400),
+        (b"GET /hello/a HTTP/1.1\r\n\r\n", 400),  # no Host
+        (b"GET /hello/a HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", 400),
+        (b"GET /hello/a HTTP/1.1\r\nHost: a b\r\n\r\n", 400),
+        (b"GET /hello/a HTTP/1.1\nHost: t\n\n", 400),  # bare LF
+        (b"GET /hello/a HTTP/1.1\r\nHost: t\r\n x\r\n\r\n", 400),  # obs-fold
+        (
+            b"GET /hello/a HTTP/1.1\r\nHost: t\r\nContent-Length: 3\r\n"
+            b"Transfer-Encoding: chunked\r\n\r\n",
+            400,
+        ),
+        (b"GET /hello/a HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 400),
+        (b"GET /" + b"a" * 9000 + b" HTTP/1.1\r\nHost: t\r\n\r\n", 414),
+        (b"GET / HTTP/1.1\r\nHost: t\r\nX: " + b"a" * 9000 + b"\r\n\r\n", 431),
+        (b"GET / HTTP/1.1\r\nHost: t\r\n" + b"X: a\r\n" * 100 + b"\r\n", 431),
+    ],
+)
+async def test_malformed_request_gets_one_answer_and_close(raw: bytes, status: int) -> None:
+    _, protocol, transport = make()
+    protocol.data_received(raw + (GET % b"/hello/smuggled"))
+    got = parse_responses(bytes(transport.written))
+    assert [s for s, _, _ in got] == [status]
+    assert got[0][1]["connection"] == "close"
+    assert transport.closed
+
+
+async def test_error_after_good_pipelined_request_comes_after_its_answer() -> None:
+    _, protocol, transport = make()
+    protocol.data_received((GET % b"/slow/0.02") + b"BAD\r\n\r\n")
+    await asyncio.sleep(0.05)
+    got = parse_responses(bytes(transport.written))
+    assert [s for s, _, _ in got] == [200, 400]
+    assert transport.closed
+
+
+async def test_get_with_body_is_read_exactly_and_never_parsed_as_a_request() -> None:
+    _, protocol, transport = make()
+    body = GET % b"/hello/smuggled"
+    protocol.data_received(
+        b"GET /hello/a HTTP/1.1\r\nHost: t\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body)
+        + (GET % b"/hello/b")
+    )
+    got = parse_responses(bytes(transport.written))
+    assert [b for _, _, b in got] == [b"hello a", b"hello b"]
+
+
+async def test_body_over_the_limit_is_413_and_close() -> None:
+    _, protocol, transport = make(Limits(max_body_bytes=10))
+    protocol.data_received(
+        b"GET /hello/a HTTP/1.1\r\nHost: t\r\nContent-Length: 11\r\n\r\n" + b"x" * 11
+    )
+    ((status, _, _),) = parse_responses(bytes(transport.written))
+    assert status == 413 and transport.closed
+
+
+async def test_connection_close_is_honoured_and_announced() -> None:
+    _, protocol, transport = make()
+    protocol.data_received(
+        b"GET /hello/a HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n" + (GET % b"/hello/b")
+    )
+    ((status, headers, _),) = parse_responses(bytes(transport.written))
+    assert status == 200 and headers["connection"] == "close" and transport.closed
+
+
+async def test_http10_keep_alive_is_announced() -> None:
+    _, protocol, transport = make()
+    protocol.data_received(b"GET /hello/a HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
+    ((_, headers, _),) = parse_responses(bytes(transport.written))
+    assert headers["connection"] == "keep-alive" and not transport.closed
+    _, protocol, transport = make()
+    protocol.data_received(b"GET /hello/a HTTP/1.0\r\n\r\n")
+    assert transport.closed
+
+
+async def test_absolute_form_target_is_accepted() -> None:
+    _, protocol, transport = make()
+    protocol.data_received(b"GET http://test/hello/abs HTTP/1.1\r\nHost: test\r\n\r\n")
+    ((status, _, body),) = parse_responses(bytes(transport.written))
+    assert (status, body) == (200, b"hello abs")
+
+
+async def test_max_requests_per_connection_closes_after_the_last() -> None:
+    _, protocol, transport = make(Limits(max_requests_per_connection=2))
+    protocol.data_received((GET % b"/hello/1") + (GET % b"/hello/2") + (GET % b"/hello/3"))
+    got = parse_responses(bytes(transport.written))
+    assert [b for _, _, b in got] == [b"hello 1", b"hello 2"]
+    assert got[1][1]["connection"] == "close" and transport.closed
+
+
+async def test_reading_pauses_while_the_write_buffer_is_full() -> None:
+    _, protocol, transport = make()
+    protocol.pause_writing()
+    assert transport.reading_paused
+    protocol.resume_writing()
+    assert not transport.reading_paused
+
+
+async def test_deadlines_idle_close_partial_request_408_slow_reader_abort() -> None:
+    limits = Limits(keepalive_timeout=1.0, request_timeout=2.0, send_timeout=3.0)
+    server, idle, idle_t = make(limits)
+    _, partial, partial_t = make(limits)
+    _, reader, reader_t = make(limits)
+    for conn in (idle, partial, reader):
+        server.connections.add(conn)
+    start = server.now
+    partial.data_received(b"GET /hello/a HTTP/1.1\r\nHo")
+    reader.data_received(GET % b"/hello/a")
+    reader.pause_writing()
+    for conn in (idle, partial, reader):
+        conn.expire(start + 0.9)
+    assert not (idle_t.closed or partial_t.closed or reader_t.closed)
+    idle.expire(start + 1.1)
+    assert idle_t.closed and idle_t.written == b""
+    partial.expire(start + 1.5)  # an absolute deadline: not the idle one
+    assert not partial_t.closed
+    partial.expire(start + 2.1)
+    ((status, _, _),) = parse_responses(bytes(partial_t.written))
+    assert status == 408 and partial_t.closed
+    reader.expire(start + 3.1)
+    assert reader_t.aborted
+
+
+async def test_a_request_in_flight_is_not_closed_by_the_keepalive_timeout() -> None:
+    server, protocol, transport = make(Limits(keepalive_timeout=0.01))
+    protocol.data_received(GET % b"/slow/0.05")
+    protocol.expire(server.now + 1.0)
+    assert not transport.closed
+    await asyncio.sleep(0.08)
+    assert parse_responses(bytes(transport.written))[0][2] == b"slept 0.05"
+
+
+async def test_disconnect_cancels_pending_handler_tasks() -> None:
+    _, protocol, transport = make()
+    protocol.data_received(GET % b"/slow/5")
+    protocol.connection_lost(None)
+    await asyncio.sleep(0)
+    assert transport.written == b""
+
+
+# Real sockets
+
+
+async def start(limits: Limits | None = None) -> HttpServer:
+    router = Router([Route("/hello/{name}", hello), Route("/slow/{name}", slow)])
+    server = HttpServer(router, limits)
+    await server.start("127.0.0.1", 0)
+    return server
+
+
+async def test_over_real_sockets_with_keep_alive_and_graceful_shutdown() -> None:
+    server = await start()
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    writer.write(GET % b"/hello/a")
+    first = await reader.readuntil(b"hello a")
+    assert first.startswith(b"HTTP/1.1 200 OK\r\n")
+    writer.write(GET % b"/slow/0.2")
+    await asyncio.sleep(0.05)
+    shutdown = asyncio.create_task(server.shutdown(grace=2.0))
+    rest = await reader.read()  # the in-flight answer arrives, then the close
+    await shutdown
+    assert rest.endswith(b"slept 0.2") and b"Connection: close" in rest
+    with pytest.raises(OSError):
+        await asyncio.open_connection("127.0.0.1", server.port)
+
+
+async def test_connections_beyond_the_maximum_get_a_quick_503() -> None:
+    server = await start(Limits(max_connections=2))
+    conns = [await asyncio.open_connection("127.0.0.1", server.port) for _ in range(2)]
+    await asyncio.sleep(0.05)
+    reader, _ = await asyncio.open_connection("127.0.0.1", server.port)
+    refused = await reader.read()
+    assert refused.startswith(b"HTTP/1.1 503") and b"Connection: close" in refused
+    r0, w0 = conns[0]
+    w0.write(GET % b"/hello/still")
+    assert (await r0.readuntil(b"hello still")).startswith(b"HTTP/1.1 200")
+    await server.shutdown(1.0)
+
+
+async def test_idle_connection_is_closed_by_the_sweeper() -> None:
+    server = await start(Limits(keepalive_timeout=0.2))
+    reader, _ = await asyncio.open_connection("127.0.0.1", server.port)
+    began = time.monotonic()
+    assert await reader.read() == b""
+    assert 0.1 < time.monotonic() - began < 1.0
+    await server.shutdown(1.0)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_sigterm_stops_the_service_process_with_exit_code_0() -> None:
+    """A real `daw-popular serve` process: SIGTERM while idle exits 0 promptly."""
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "daw_popular", "serve", "--port", str(port)],
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                break
+            except OSError:
+                time.sleep(0.05)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=10) == 0
+    finally:
+        proc.kill()
+        proc.wait()
