@@ -1,0 +1,178 @@
+"""Read-through caching for one cache level: fresh hits, stale-while-revalidate, stale-if-error.
+
+Theory of operation (groupcache's ``load()`` is the model)
+-----------------------------------------------------------
+``Loader.get(key, fetch)`` looks the key up and picks one of four paths by the clock:
+
+=====================================  ============================================
+entry                                  answer
+=====================================  ============================================
+fresh (``now < fresh_until``)          the entry, "hit"; XFetch may start one
+                                       background refresh early
+stale, ``now < stale_until``           the entry at once, "stale", and one
+                                       background refresh (stale-while-revalidate)
+absent or older                        wait for a fetch, "miss" (or "coalesced" when
+                                       joining one already running)
+... and that fetch raised an           the old entry, "stale-error", if
+``UpstreamError``                      ``now < error_until`` (stale-if-error)
+=====================================  ============================================
+
+Every fetch, foreground or background, runs through the same ``SingleFlight``, so a
+key has at most one fetch in flight whichever path started it. The fetch function
+returns the value with its ``Freshness``: the caller decides per value how long it
+stays fresh (an unknown user can get a short negative TTL). Errors are raised, never
+stored: a failed refresh leaves the old entry in place.
+
+XFetch (Vattani, Chierichetti and Lowenstein, "Optimal Probabilistic Cache Stampede
+Prevention", VLDB 2015) refreshes a fresh entry early when
+``now - delta * beta * ln(rng()) >= fresh_until``, ``delta`` being how long its fetch
+took: slow keys and busy keys are refreshed before they expire, so their readers never
+wait.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import random
+import time
+from collections.abc import Awaitable, Callable, Hashable
+from dataclasses import dataclass
+from functools import partial
+from typing import Generic, Literal, TypeVar
+
+from daw_popular.cache import Cache, Entry
+from daw_popular.errors import UpstreamError
+from daw_popular.singleflight import SingleFlight
+
+K = TypeVar("K", bound=Hashable)
+V = TypeVar("V")
+
+State = Literal["hit", "miss", "stale", "stale-error", "coalesced"]
+
+# random.random() never returns a positive number below 2**-53, so -ln(rng()) stays
+# under 53 ln 2 (about 36.7): XFetch cannot fire while more than that many (beta-scaled)
+# fetch times remain, and a hit that far from expiry skips drawing a number at all.
+# rng() == 0.0 exactly (odds 2**-53) is the one draw this skip ignores.
+_XFETCH_REACH = 53 * math.log(2.0)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Freshness:
+    """How long a fetched value may be served, and what it costs to keep (seconds, bytes)."""
+
+    ttl: float
+    stale_while_revalidate: float = 0.0
+    stale_if_error: float = 0.0
+    size: int
+
+    def __post_init__(self) -> None:
+        if min(self.ttl, self.stale_while_revalidate, self.stale_if_error) < 0 or self.size < 0:
+            raise ValueError(f"negative lifetime or size in {self!r}")
+
+
+@dataclass(frozen=True, slots=True)
+class Lookup(Generic[V]):
+    """A value as served, with what a response needs (Age, freshness) and how it was found."""
+
+    value: V
+    stored_at: float
+    fresh_until: float
+    state: State
+
+
+Fetch = Callable[[], Awaitable[tuple[V, Freshness]]]
+
+
+class Loader(Generic[K, V]):
+    """The read-through policy over one `Cache` and one `SingleFlight`."""
+
+    __slots__ = ("_beta", "_cache", "_clock", "_flights", "_on_refresh_error", "_reach", "_rng")
+
+    def __init__(
+        self,
+        cache: Cache[K, V],
+        flights: SingleFlight[K, Entry[V]],
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        rng: Callable[[], float] = random.random,
+        beta: float = 1.0,
+        on_refresh_error: Callable[[K, BaseException], None] | None = None,
+    ) -> None:
+        if beta < 0:
+            raise ValueError(f"beta must not be negative, not {beta}")
+        self._cache = cache
+        self._flights = flights
+        self._clock = clock
+        self._rng = rng
+        self._beta = beta
+        self._reach = beta * _XFETCH_REACH
+        self._on_refresh_error = on_refresh_error
+
+    async def get(self, key: K, fetch: Fetch[V]) -> Lookup[V]:
+        """The value for `key`, from the cache when it may be served, else from `fetch`."""
+        entry = self._cache.get(key)
+        if entry is not None:
+            now = self._clock()
+            fresh_until = entry.fresh_until
+            if now < fresh_until:
+                delta = entry.fetch_time
+                gap = fresh_until - now
+                if gap <= delta * self._reach:
+                    r = self._rng()
+                    if r <= 0.0 or -delta * self._beta * math.log(r) >= gap:
+                        self._refresh(key, fetch)
+                return Lookup(entry.value, entry.stored_at, fresh_until, "hit")
+            if now < entry.stale_until:
+                self._refresh(key, fetch)
+                return Lookup(entry.value, entry.stored_at, fresh_until, "stale")
+        return await self._get_now(key, fetch)
+
+    # cold paths
+
+    async def _get_now(self, key: K, fetch: Fetch[V]) -> Lookup[V]:
+        state: State = "coalesced" if key in self._flights else "miss"
+        try:
+            entry = await self._flights.do(key, partial(self._load, key, fetch))
+        except UpstreamError:
+            # Looked up again after the await: the entry seen before it may be gone.
+            old = self._cache.peek(key)
+            if old is None or self._clock() >= old.error_until:
+                raise
+            return Lookup(old.value, old.stored_at, old.fresh_until, "stale-error")
+        return Lookup(entry.value, entry.stored_at, entry.fresh_until, state)
+
+    def _refresh(self, key: K, fetch: Fetch[V]) -> None:
+        if key in self._flights:
+            return
+        task = self._flights.start(key, partial(self._load, key, fetch))
+        task.add_done_callback(partial(self._refreshed, key))
+
+    def _refreshed(self, key: K, task: asyncio.Task[Entry[V]]) -> None:
+        if self._on_refresh_error is None or task.cancelled():
+            return
+        exc = task.exception()
+        if exc is not None:
+            self._on_refresh_error(key, exc)
+
+    async def _load(self, key: K, fetch: Fetch[V]) -> Entry[V]:
+        clock = self._clock
+        started = clock()
+        value, freshness = await fetch()
+        now = clock()
+        fresh_until = now + freshness.ttl
+        entry = Entry(
+            value,
+            freshness.size,
+            now,
+            fresh_until,
+            fresh_until + freshness.stale_while_revalidate,
+            fresh_until + freshness.stale_if_error,
+            now - started,
+        )
+        if entry.stale_until > now or entry.error_until > now:
+            self._cache.put(key, entry)
+        else:
+            # Dead on arrival ("do not store"): drop the predecessor too, it is outdated.
+            self._cache.pop(key)
+        return entry

@@ -1,0 +1,201 @@
+"""Tests for request coalescing."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import pytest
+
+from daw_popular.errors import UpstreamUnavailable
+from daw_popular.singleflight import FlightStatistics, SingleFlight
+
+
+class Gated:
+    """A fetch function that counts its calls and waits for its gate to open."""
+
+    def __init__(self, result: object = "value", error: BaseException | None = None) -> None:
+        self.gate = asyncio.Event()
+        self.calls = 0
+        self.finished = 0
+        self.result = result
+        self.error = error
+
+    async def __call__(self) -> object:
+        self.calls += 1
+        await self.gate.wait()
+        self.finished += 1
+        if self.error is not None:
+            raise self.error
+        return self.result
+
+
+async def settle() -> None:
+    """Let every task that is ready run until it blocks again."""
+    for _ in range(10):
+        await asyncio.sleep(0)
+
+
+def callers(
+    flights: SingleFlight[str, object], fn: Callable[[], Awaitable[object]], n: int
+) -> list[asyncio.Task[object]]:
+    return [asyncio.create_task(flights.do("k", fn)) for _ in range(n)]
+
+
+async def test_concurrent_callers_share_one_call() -> None:
+    """N callers behind a gate cause exactly one call and get the same object."""
+    flights: SingleFlight[str, object] = SingleFlight()
+    fn = Gated(result=object())
+    tasks = callers(flights, fn, 50)
+    await settle()
+    assert fn.calls == 1
+    assert flights.statistics() == FlightStatistics(calls=50, deduped=49, in_flight=1)
+    assert "k" in flights
+    fn.gate.set()
+    results = await asyncio.gather(*tasks)
+    assert all(r is fn.result for r in results)
+    assert fn.calls == 1
+    assert flights.in_flight == 0 and "k" not in flights
+
+
+async def test_failure_is_shared_by_every_caller() -> None:
+    flights: SingleFlight[str, object] = SingleFlight()
+    fn = Gated(error=UpstreamUnavailable("connection refused"))
+    tasks = callers(flights, fn, 10)
+    await settle()
+    fn.gate.set()
+    results = await asyncio.gather(*tasks, return_exceptions=True)
+    assert all(r is fn.error for r in results)
+    assert fn.calls == 1
+
+
+async def test_exception_before_the_first_await_is_shared_too() -> None:
+    """fn runs inside the task, so even a synchronous raise reaches every caller alike."""
+    flights: SingleFlight[str, object] = SingleFlight()
+    error = ValueError("bad key")
+    calls = 0
+
+    def fn() -> Awaitable[object]:
+        nonlocal calls
+        calls += 1
+        raise error
+
+    results = await asyncio.gather(*callers(flights, fn, 3), return_exceptions=True)
+    assert results == [error] * 3 and calls == 1
+
+
+async def test_cancelled_waiters_never_cancel_the_fetch() -> None:
+    """Cancelling the first caller and another waiter leaves the fetch running for the rest."""
+    flights: SingleFlight[str, object] = SingleFlight()
+    fn = Gated()
+    tasks = callers(flights, fn, 5)
+    await settle()
+    tasks[0].cancel()
+    tasks[3].cancel()
+    await settle()
+    assert tasks[0].cancelled() and tasks[3].cancelled()
+    assert "k" in flights
+    fn.gate.set()
+    results = await asyncio.gather(tasks[1], tasks[2], tasks[4])
+    assert list(results) == ["value"] * 3
+    assert fn.calls == 1 and fn.finished == 1
+
+
+async def test_fetch_completes_when_every_waiter_is_gone() -> None:
+    flights: SingleFlight[str, object] = SingleFlight()
+    fn = Gated()
+    tasks = callers(flights, fn, 3)
+    await settle()
+    for task in tasks:
+        task.cancel()
+    await settle()
+    fn.gate.set()
+    await settle()
+    assert fn.finished == 1 and flights.in_flight == 0
+
+
+async def test_a_call_after_completion_fetches_again() -> None:
+    flights: SingleFlight[str, object] = SingleFlight()
+    fn = Gated()
+    fn.gate.set()
+    assert await flights.do("k", fn) == "value"
+    assert await flights.do("k", fn) == "value"
+    assert fn.calls == 2
+    assert flights.statistics() == FlightStatistics(calls=2, deduped=0, in_flight=0)
+
+
+async def test_keys_are_independent() -> None:
+    flights: SingleFlight[str, object] = SingleFlight()
+    fn = Gated()
+    one = asyncio.create_task(flights.do("a", fn))
+    two = asyncio.create_task(flights.do("b", fn))
+    await settle()
+    assert fn.calls == 2 and flights.in_flight == 2
+    fn.gate.set()
+    assert list(await asyncio.gather(one, two)) == ["value", "value"]
+
+
+async def test_start_never_starts_a_second_task() -> None:
+    """A background start and a later do() share the one task."""
+    flights: SingleFlight[str, object] = SingleFlight()
+    fn = Gated()
+    task = flights.start("k", fn)
+    assert flights.start("k", fn) is task
+    waiter = asyncio.create_task(flights.do("k", fn))
+    await settle()
+    fn.gate.set()
+    assert await waiter == "value" and await task == "value"
+    assert fn.calls == 1 and flights.deduped == 2
+
+
+async def test_completion_race_keeps_the_new_task() -> None:
+    """A caller that runs between a task's end and its done callback starts a new task,
+    and the old callback does not unfile the new one."""
+    flights: SingleFlight[str, object] = SingleFlight()
+    first, second = Gated(), Gated()
+    old = flights.start("k", first)
+    await settle()
+    first.gate.set()
+    await asyncio.sleep(0)  # `old` resumes and returns; its done callback is queued after us
+    assert old.done()
+    assert flights.in_flight == 1 and "k" not in flights
+    new = flights.start("k", second)
+    assert new is not old
+    await settle()  # the old callback runs now
+    assert flights.start("k", Gated()) is new
+    assert second.calls == 1 and flights.in_flight == 1
+    second.gate.set()
+    assert await new == "value"
+    assert flights.in_flight == 0
+
+
+async def test_unretrieved_failure_of_a_background_start_is_not_logged() -> None:
+    """Nobody awaits a failed background start; asyncio must not call it unretrieved."""
+    loop = asyncio.get_running_loop()
+    reports: list[dict[str, Any]] = []
+    loop.set_exception_handler(lambda _loop, context: reports.append(context))
+    flights: SingleFlight[str, object] = SingleFlight()
+    fn = Gated(error=UpstreamUnavailable("reset"))
+    fn.gate.set()
+    task = flights.start("k", fn)
+    await settle()
+    assert task.done() and flights.in_flight == 0
+    del task
+    gc.collect()
+    await settle()
+    assert reports == []
+
+
+async def test_cancelled_task_cancels_its_waiters_only() -> None:
+    """If the shared task itself is cancelled (shutdown), waiters see CancelledError."""
+    flights: SingleFlight[str, object] = SingleFlight()
+    fn = Gated()
+    task = flights.start("k", fn)
+    waiter = asyncio.create_task(flights.do("k", fn))
+    await settle()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await waiter
+    assert flights.in_flight == 0
