@@ -10,9 +10,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import responses
+from .breaker import CircuitBreaker
 from .cache import Cache
 from .config import Settings
 from .dawapi import DawApi
+from .resilience import GuardedUpstream
+from .retry import RetryBudget
 from .routing import Route, Router
 from .server import HttpServer, Request, Result
 from .service import PREFIX, PopularPurchases, username_param
@@ -27,6 +30,7 @@ class App:
 
     settings: Settings
     client: UpstreamClient
+    upstream: GuardedUpstream
     cache: Cache[Any, Any]
     service: PopularPurchases
     router: Router
@@ -50,7 +54,19 @@ def build(settings: Settings) -> App:
             max_response_bytes=settings.max_response_bytes,
         ),
     )
-    api = DawApi(client.get_json, page_size=settings.page_size)
+    upstream = GuardedUpstream(
+        client,
+        breaker=CircuitBreaker(
+            "upstream",
+            failure_threshold=settings.breaker_failures,
+            reset_timeout=settings.breaker_reset,
+        ),
+        budget=RetryBudget(),
+        retries=settings.retries,
+        read_timeout=settings.read_timeout,
+        deadline=settings.deadline,
+    )
+    api = DawApi(upstream.get_json, page_size=settings.page_size)
     cache: Cache[Any, Any] = Cache(settings.cache_bytes)
     service = PopularPurchases(
         api,
@@ -74,7 +90,7 @@ def build(settings: Settings) -> App:
             Route("/healthz", healthz),
         ]
     )
-    return App(settings, client, cache, service, router)
+    return App(settings, client, upstream, cache, service, router)
 
 
 async def start(settings: Settings) -> tuple[App, HttpServer]:

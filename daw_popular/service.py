@@ -22,7 +22,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from . import popular, responses
-from .cache import Cache
+from .cache import ENTRY_OVERHEAD, Cache
 from .dawapi import DawApi
 from .errors import CircuitOpen, Overloaded, ServiceError, UpstreamTimeout
 from .loader import Freshness, Loader, Lookup
@@ -34,8 +34,9 @@ from .usernames import BadUsername, decode_segment
 
 PREFIX = "/api/recent_purchases/"
 
-# Rough bytes of a cached resource beyond its payload (entry, key, dict slots).
-_RESOURCE_OVERHEAD = 300
+# A resource's key is a tuple (kind, id): about this much more than the cache's
+# measured per-entry overhead, which assumes a plain string key.
+_TUPLE_KEY_OVERHEAD = 64
 
 
 def username_param(raw: bytes) -> str:
@@ -102,6 +103,12 @@ class PopularPurchases:
             async with asyncio.timeout(self._deadline):
                 lookup = await self._loader.get(username, lambda: self._compose(username))
         except TimeoutError:
+            # The deadline can fire before the upstream call's own timeout turns into
+            # an UpstreamError the loader would answer with stale data: do it here.
+            entry = self._cache.peek(username)
+            if entry is not None and self._clock() < entry.error_until:
+                stale: Reply = entry.value
+                return stale.answer(request)
             return error_response(
                 request,
                 UpstreamTimeout(
@@ -149,7 +156,7 @@ class PopularPurchases:
             ttl=max(0.0, ttl),
             stale_while_revalidate=self._swr,
             stale_if_error=self._sie,
-            size=reply.size + len(reply.body) // 8,
+            size=ENTRY_OVERHEAD + reply.size,
         )
 
     # the resources, each read through the loader
@@ -163,7 +170,7 @@ class PopularPurchases:
                 ttl=ttl(value),
                 stale_while_revalidate=self._swr,
                 stale_if_error=self._sie,
-                size=_RESOURCE_OVERHEAD + _payload_size(value),
+                size=ENTRY_OVERHEAD + _TUPLE_KEY_OVERHEAD + _payload_size(value),
             )
 
         return self._loader.get(key, load)

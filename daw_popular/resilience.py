@@ -1,0 +1,76 @@
+"""Upstream calls made safe: circuit breaker, budgeted retries with full jitter, deadlines.
+
+Every upstream GET is idempotent, so a failed one may be retried, but only for
+failures a second try can cure (no connection, a timeout, a 5xx) and only while
+the retry budget and the call's deadline allow: upstream calls stay at most
+calls x (1 + retries) however the upstream misbehaves.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import orjson
+
+from .breaker import CircuitBreaker
+from .errors import UpstreamBadResponse, UpstreamTimeout, UpstreamUnavailable
+from .retry import RetryBudget, call_with_retries
+from .upstream import UpstreamClient
+
+
+class UpstreamServerError(UpstreamBadResponse):
+    """A 5xx answer: the upstream knows it failed, so a retry may succeed."""
+
+
+class GuardedUpstream:
+    """`get_json(target)` through the breaker, with retries inside a time budget."""
+
+    def __init__(
+        self,
+        client: UpstreamClient,
+        *,
+        breaker: CircuitBreaker,
+        budget: RetryBudget,
+        retries: int = 1,
+        read_timeout: float = 1.0,
+        deadline: float = 2.0,
+    ) -> None:
+        self._client = client
+        self._breaker = breaker
+        self._budget = budget
+        self._retries = retries
+        self._read_timeout = read_timeout
+        self._deadline = deadline
+
+    @property
+    def breaker(self) -> CircuitBreaker:
+        return self._breaker
+
+    async def get_json(self, target: str) -> Any:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._deadline
+        self._budget.deposit()
+
+        async def attempt() -> Any:
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                raise UpstreamTimeout(f"upstream GET {target}: no time left in the deadline")
+            answer = await self._client.get(target, timeout=min(self._read_timeout, remaining))
+            if answer.status >= 500:
+                raise UpstreamServerError(f"upstream GET {target}: answered {answer.status}")
+            if answer.status != 200:
+                raise UpstreamBadResponse(f"upstream GET {target}: answered {answer.status}")
+            try:
+                return orjson.loads(answer.body)
+            except orjson.JSONDecodeError as exc:
+                raise UpstreamBadResponse(f"upstream GET {target}: invalid JSON ({exc})") from exc
+
+        with self._breaker.guard():
+            return await call_with_retries(
+                attempt,
+                retries=self._retries,
+                budget=self._budget,
+                deadline=deadline,
+                retry_on=(UpstreamUnavailable, UpstreamTimeout, UpstreamServerError),
+            )
