@@ -27,9 +27,9 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _sim(args: argparse.Namespace) -> int:
-    from .sim import cli as sim_cli
+    from .sim.cli import run
 
-    return sim_cli.run(args)
+    return run(args)
 
 
 def parser() -> argparse.ArgumentParser:
@@ -49,14 +49,14 @@ def parser() -> argparse.ArgumentParser:
     config.add_arguments(serve)
     serve.set_defaults(func=_serve)
 
-    from .sim import cli as sim_cli
+    from .sim.cli import add_arguments as add_sim_arguments
 
     sim = commands.add_parser(
         "sim",
         help="run the DAW data API simulator (the upstream)",
         description="The DAW data API with the real program's behaviour, quirks included.",
     )
-    sim_cli.add_arguments(sim)
+    add_sim_arguments(sim)
     sim.set_defaults(func=_sim)
 
     from . import demo

@@ -8,8 +8,7 @@ from urllib.parse import quote
 
 from . import app as service_app
 from .config import Settings
-from .sim.server import start_simulator
-from .sim.store import Store
+from .sim import Store, start_simulator
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
