@@ -1,0 +1,1 @@
+"""Benchmark suite: the service beside the limit server under wrk (`python -m bench`)."""

@@ -1,0 +1,106 @@
+"""Results: the JSON files, the summary table on stdout, and the PNG plot."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+
+def write_json(results: dict[str, Any], directory: Path, stamp: str) -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    text = json.dumps(results, indent=2, sort_keys=False) + "\n"
+    path = directory / f"{stamp}.json"
+    path.write_text(text)
+    (directory / "latest.json").write_text(text)
+    return path
+
+
+def _fmt_point(name: str, point: dict[str, Any]) -> list[str]:
+    ours, limit = point["service"], point.get("limit")
+    row = [
+        name,
+        str(point["connections"]),
+        f"{ours['rps']:,.0f}",
+        f"{ours['p50_ms']:.3f}",
+        f"{ours['p99_ms']:.3f}",
+        f"{ours['errors']}/{ours['timeouts']}",
+    ]
+    if limit is not None:
+        row += [
+            f"{limit['rps']:,.0f}",
+            f"{limit['p50_ms']:.3f}",
+            f"{limit['p99_ms']:.3f}",
+            f"{point['ratio']:.2f}x",
+        ]
+    else:
+        row += ["", "", "", f"p50 {point['p50_to_bound']:.2f}x bound"]
+    return row
+
+
+def table(results: dict[str, Any]) -> str:
+    """The summary: one row per load point, then every target with its verdict."""
+    header = [
+        "scenario",
+        "c",
+        "req/s",
+        "p50 ms",
+        "p99 ms",
+        "err/t.o.",
+        "limit req/s",
+        "limit p50",
+        "limit p99",
+        "ratio",
+    ]
+    rows = [header]
+    for name, scenario in results["scenarios"].items():
+        for point in scenario.get("points", ()):
+            rows.append(_fmt_point(name, point))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
+    lines = ["  ".join(cell.rjust(w) for cell, w in zip(row, widths, strict=True)) for row in rows]
+    lines.append("")
+    for scenario in results["scenarios"].values():
+        for item in scenario.get("checks", ()):
+            mark = "PASS" if item["ok"] else "FAIL"
+            lines.append(f"{mark}  {item['name']}: {item['measured']} (target {item['target']})")
+    return "\n".join(lines)
+
+
+def plot(results: dict[str, Any], path: Path) -> Path | None:
+    """Throughput and latency against concurrency, service beside limit server."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return None
+    series = {
+        name: scenario["points"]
+        for name, scenario in results["scenarios"].items()
+        if scenario.get("points") and "limit" in scenario["points"][0]
+    }
+    if not series:
+        return None
+    fig, (rps_ax, lat_ax) = plt.subplots(1, 2, figsize=(12, 4.5))
+    for name, points in series.items():
+        cs = [p["connections"] for p in points]
+        for who, style in (("service", "-o"), ("limit", "--s")):
+            rps_ax.plot(cs, [p[who]["rps"] for p in points], style, label=f"{name} {who}")
+            lat_ax.plot(cs, [p[who]["p50_ms"] for p in points], style, label=f"{name} {who} p50")
+            lat_ax.plot(
+                cs, [p[who]["p99_ms"] for p in points], style, alpha=0.5, label=f"{name} {who} p99"
+            )
+    rps_ax.set(xscale="log", xlabel="concurrent connections", ylabel="requests/s")
+    rps_ax.set_title("throughput (one core)")
+    lat_ax.set(xscale="log", yscale="log", xlabel="concurrent connections", ylabel="ms")
+    lat_ax.set_title("latency")
+    for ax in (rps_ax, lat_ax):
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.suptitle(f"daw-popular vs limit server, {results['meta']['started']}")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path

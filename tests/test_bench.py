@@ -1,0 +1,192 @@
+"""The benchmark harness: wrk report parsing, the limit server, the summary, one short wrk run."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from bench import procs, report, wrk
+from bench.client import read_response
+
+ANSWER = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 7\r\n\r\n[1,2,3]"
+
+PLAIN_RUN = """\
+Running 1s test @ http://127.0.0.1:18081/
+  1 threads and 10 connections
+  Thread Stats   Avg      Stdev     Max   +/- Stdev
+    Latency     0.86ms    1.51ms   9.17ms   84.97%
+    Req/Sec    51.92k     6.56k   61.00k    60.00%
+  Latency Distribution
+     50%   88.00us
+     75%    1.02ms
+     90%    3.20ms
+     99%    6.75ms
+  51750 requests in 1.01s, 1.97MB read
+Requests/sec:  51480.29
+Transfer/sec:      1.96MB
+"""
+
+TROUBLED_RUN = """\
+Running 5s test @ http://127.0.0.1:8080/api/recent_purchases/x
+  1 threads and 10000 connections
+  Thread Stats   Avg      Stdev     Max   +/- Stdev
+    Latency   120.50ms   80.00ms    1.99s    70.00%
+    Req/Sec    80.00k    10.00k   90.00k    75.00%
+  Latency Distribution
+     50%  100.00ms
+     75%  150.00ms
+     90%  300.00ms
+     99%    1.50s
+  400000 requests in 5.10s, 350.00MB read
+  Socket errors: connect 12, read 3, write 2, timeout 41
+  Non-2xx or 3xx responses: 7
+Requests/sec:  78431.37
+Transfer/sec:     68.63MB
+paths 10000 used 400012
+"""
+
+
+def test_parses_a_clean_run() -> None:
+    result = wrk.parse(PLAIN_RUN)
+    assert result.requests == 51750
+    assert result.seconds == pytest.approx(1.01)
+    assert result.rps == pytest.approx(51480.29)
+    assert result.latency_avg_ms == pytest.approx(0.86)
+    assert result.latency_max_ms == pytest.approx(9.17)
+    assert (result.p50_ms, result.p75_ms, result.p90_ms, result.p99_ms) == pytest.approx(
+        (0.088, 1.02, 3.2, 6.75)
+    )
+    assert (result.errors, result.timeouts) == (0, 0)
+    assert result.paths is None and result.paths_used is None
+
+
+def test_parses_socket_errors_timeouts_statuses_and_seconds() -> None:
+    result = wrk.parse(TROUBLED_RUN)
+    assert (result.connect_errors, result.read_errors, result.write_errors) == (12, 3, 2)
+    assert result.timeouts == 41
+    assert result.non_2xx == 7
+    assert result.errors == 12 + 3 + 2 + 7
+    assert result.p99_ms == pytest.approx(1500.0)
+    assert result.latency_max_ms == pytest.approx(1990.0)
+    assert (result.paths, result.paths_used) == (10000, 400012)
+    assert result.as_dict()["errors"] == 24
+
+
+def test_refuses_output_without_latency_distribution() -> None:
+    cut = PLAIN_RUN.replace("     99%    6.75ms\n", "")
+    with pytest.raises(wrk.WrkError, match="latency distribution"):
+        wrk.parse(cut)
+    with pytest.raises(wrk.WrkError):
+        wrk.parse("unable to connect to 127.0.0.1:1 Connection refused\n")
+
+
+_UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3}
+
+
+@given(
+    values=st.lists(
+        st.tuples(st.integers(0, 99_999), st.sampled_from(sorted(_UNITS))), min_size=4, max_size=4
+    )
+)
+def test_percentiles_in_any_unit(values: list[tuple[int, str]]) -> None:
+    lines = [
+        f"     {p}%  {v / 100:.2f}{u}" for p, (v, u) in zip((50, 75, 90, 99), values, strict=True)
+    ]
+    text = PLAIN_RUN.replace(
+        "\n".join(PLAIN_RUN.splitlines()[6:10]),
+        "\n".join(lines),
+    )
+    result = wrk.parse(text)
+    got = (result.p50_ms, result.p75_ms, result.p90_ms, result.p99_ms)
+    assert got == pytest.approx([v / 100 * _UNITS[u] for v, u in values])
+
+
+def test_command_pins_one_thread_to_the_load_core() -> None:
+    argv = wrk.command(
+        "http://127.0.0.1:1/", 100, 5, cpu=1, script=Path("r.lua"), script_args=["p"]
+    )
+    core = argv[argv.index("wrk") :]
+    assert core == [
+        *("wrk", "-t1", "-c100", "-d5s", "--timeout=2s", "--latency", "-s", "r.lua"),
+        *("http://127.0.0.1:1/", "--", "p"),
+    ]
+    if shutil.which("taskset"):
+        assert argv[:3] == ["taskset", "-c", "1"]
+
+
+async def _limit_server() -> tuple[asyncio.Server, int]:
+    from bench import limit_server
+
+    server = await limit_server.start(ANSWER)
+    return server, int(server.sockets[0].getsockname()[1])
+
+
+async def test_limit_server_answers_every_request_with_the_same_bytes() -> None:
+    server, port = await _limit_server()
+    try:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        request = b"GET /anything HTTP/1.1\r\nHost: x\r\n\r\n"
+        writer.write(request + request.replace(b"anything", b"other"))
+        got = await reader.readexactly(2 * len(ANSWER))
+        assert got == ANSWER * 2
+        writer.write(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        assert await reader.read() == ANSWER
+        writer.close()
+    finally:
+        server.close()
+
+
+async def test_limit_server_drops_a_malformed_request() -> None:
+    server, port = await _limit_server()
+    try:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(b"\x00\x01 nonsense\r\n\r\n")
+        assert await reader.read() == b""
+        writer.close()
+    finally:
+        server.close()
+
+
+async def test_client_reads_status_and_body() -> None:
+    server, port = await _limit_server()
+    try:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert await read_response(reader) == (200, b"[1,2,3]")
+        writer.close()
+    finally:
+        server.close()
+
+
+def test_summary_marks_each_target() -> None:
+    point = {"connections": 100, "service": wrk.parse(PLAIN_RUN).as_dict(), "ratio": 0.5}
+    point["limit"] = wrk.parse(TROUBLED_RUN).as_dict()
+    results = {
+        "meta": {"started": "now"},
+        "scenarios": {
+            "hot": {
+                "points": [point],
+                "checks": [
+                    {"name": "a", "target": ">= 1", "measured": "2", "ok": True},
+                    {"name": "b", "target": "0", "measured": "3", "ok": False},
+                ],
+            }
+        },
+    }
+    text = report.table(results)
+    assert "0.50x" in text and "51,480" in text and "78,431" in text
+    assert "PASS  a: 2 (target >= 1)" in text
+    assert "FAIL  b: 3 (target 0)" in text
+
+
+def test_one_second_of_wrk_against_the_limit_server(tmp_path: Path) -> None:
+    with procs.limit_server(tmp_path, ANSWER) as limit:
+        argv = wrk.command(limit.url + "/", 4, 1, cpu=None)
+        result = wrk.run(argv, 1)
+    assert result.requests > 0 and result.rps > 0
+    assert result.errors == 0 and result.timeouts == 0
