@@ -111,6 +111,17 @@ class Settings:
     shutdown_grace: float = _opt(10.0, "seconds to finish in-flight work on SIGTERM")
 
     redis_url: str = _opt("", "Redis URL for a shared cache (empty: in-process only)")
+    redis_timeout: float = _opt(0.1, "seconds for one Redis call, then go without", group="redis")
+    redis_lease: float = _opt(
+        2.0, "seconds an instance holds a key's fetch lease at most", group="redis"
+    )
+    redis_lease_wait: float = _opt(
+        0.5, "seconds to wait for another instance's fetch, then fetch unshared", group="redis"
+    )
+    redis_connections: int = _opt(64, "connections to Redis per worker", group="redis")
+    redis_breaker_reset: float = _opt(
+        2.0, "seconds Redis is skipped after repeated failures, then probed", group="redis"
+    )
     log_level: str = _opt("info", "debug, info, warning or error", group="observability")
     log_json: bool = _opt(False, "structured JSON logs", group="observability")
     access_log: bool = _opt(False, "log every request", group="observability")
