@@ -19,6 +19,7 @@ from .retry import RetryBudget
 from .routing import Route, Router
 from .server import HttpServer, Request, Result
 from .service import PREFIX, PopularPurchases, username_param
+from .shared import SharedCache
 from .upstream import ClientLimits, UpstreamClient
 
 log = logging.getLogger("daw_popular")
@@ -34,9 +35,12 @@ class App:
     cache: Cache[Any, Any]
     service: PopularPurchases
     router: Router
+    shared: SharedCache | None = None
 
     async def close(self) -> None:
         await self.client.close()
+        if self.shared is not None:
+            await self.shared.close()
 
 
 def healthz(request: Request, _: str) -> Result:
@@ -68,6 +72,20 @@ def build(settings: Settings) -> App:
     )
     api = DawApi(upstream.get_json, page_size=settings.page_size)
     cache: Cache[Any, Any] = Cache(settings.cache_bytes)
+    shared = None
+    if settings.redis_url:
+        shared = SharedCache.connect(
+            settings.redis_url,
+            timeout=settings.redis_timeout,
+            lease=settings.redis_lease,
+            lease_wait=settings.redis_lease_wait,
+            connections=settings.redis_connections,
+            breaker=CircuitBreaker(
+                "redis",
+                failure_threshold=settings.breaker_failures,
+                reset_timeout=settings.redis_breaker_reset,
+            ),
+        )
     service = PopularPurchases(
         api,
         cache=cache,
@@ -83,6 +101,7 @@ def build(settings: Settings) -> App:
         max_age=settings.max_age,
         client_stale_while_revalidate=settings.client_stale_while_revalidate,
         not_found_max_age=settings.not_found_max_age,
+        shared=shared,
     )
     router = Router(
         [
@@ -90,7 +109,7 @@ def build(settings: Settings) -> App:
             Route("/healthz", healthz),
         ]
     )
-    return App(settings, client, upstream, cache, service, router)
+    return App(settings, client, upstream, cache, service, router, shared)
 
 
 async def start(settings: Settings) -> tuple[App, HttpServer]:

@@ -19,7 +19,8 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
+from functools import partial
+from typing import TYPE_CHECKING, Any
 
 from . import popular, responses
 from .cache import ENTRY_OVERHEAD, Cache
@@ -31,6 +32,9 @@ from .routing import BadParameter
 from .server import Request, Result
 from .singleflight import SingleFlight
 from .usernames import BadUsername, decode_segment
+
+if TYPE_CHECKING:
+    from .shared import SharedCache
 
 PREFIX = "/api/recent_purchases/"
 
@@ -68,8 +72,10 @@ class PopularPurchases:
         client_stale_while_revalidate: int = 30,
         not_found_max_age: int = 10,
         clock: Callable[[], float] = time.monotonic,
+        shared: SharedCache | None = None,
     ) -> None:
         self._api = api
+        self._shared = shared
         self._cache = cache
         self._clock = clock
         self._loader: Loader[Any, Any] = Loader(
@@ -101,7 +107,10 @@ class PopularPurchases:
     async def _answer_slowly(self, request: Request, username: str) -> bytes:
         try:
             async with asyncio.timeout(self._deadline):
-                lookup = await self._loader.get(username, lambda: self._compose(username))
+                lookup = await self._loader.get(
+                    username,
+                    self._through_shared(("answer", username), lambda: self._compose(username)),
+                )
         except TimeoutError:
             # The deadline can fire before the upstream call's own timeout turns into
             # an UpstreamError the loader would answer with stale data: do it here.
@@ -173,7 +182,16 @@ class PopularPurchases:
                 size=ENTRY_OVERHEAD + _TUPLE_KEY_OVERHEAD + _payload_size(value),
             )
 
-        return self._loader.get(key, load)
+        return self._loader.get(key, self._through_shared(key, load))
+
+    def _through_shared(
+        self, key: tuple[str, Any], fetch: Callable[[], Awaitable[tuple[Any, Freshness]]]
+    ) -> Callable[[], Awaitable[tuple[Any, Freshness]]]:
+        # The Redis tier, when there is one, sits behind the in-process cache: consulted
+        # only on a miss or refresh, inside the loader's single-flight fetch.
+        if self._shared is None:
+            return fetch
+        return partial(self._shared.load, key, fetch)
 
     def _user(self, username: str) -> Awaitable[Lookup[Any]]:
         return self._resource(
