@@ -3,18 +3,27 @@
 from __future__ import annotations
 
 import asyncio
+import re
 from collections import Counter
 from collections.abc import Callable, Sequence
 
 from .procs import content_length
 
+_CLOSE = re.compile(rb"\r\nconnection:[ \t]*close\r\n", re.IGNORECASE)
+
 
 async def read_response(reader: asyncio.StreamReader) -> tuple[int, bytes]:
     """Status and body of one response with a Content-Length."""
+    status, body, _ = await _read(reader)
+    return status, body
+
+
+async def _read(reader: asyncio.StreamReader) -> tuple[int, bytes, bool]:
+    """Status, body, and whether the server closes the connection after it."""
     head = await reader.readuntil(b"\r\n\r\n")
     status = int(head.split(b" ", 2)[1])
     body = await reader.readexactly(content_length(head[:-4]))
-    return status, body
+    return status, body, _CLOSE.search(head) is not None
 
 
 def _request(path: str, port: int) -> bytes:
@@ -37,10 +46,14 @@ async def load(
         try:
             for path in queue:
                 writer.write(_request(path, port))
-                status, _ = await read_response(reader)
+                status, _, closing = await _read(reader)
                 statuses[status] += 1
                 if progress is not None:
                     progress(statuses.total())
+                if closing:
+                    # The server's requests-per-connection limit: carry on over a new one.
+                    writer.close()
+                    reader, writer = await asyncio.open_connection("127.0.0.1", port)
         finally:
             writer.close()
 

@@ -190,3 +190,24 @@ def test_one_second_of_wrk_against_the_limit_server(tmp_path: Path) -> None:
         result = wrk.run(argv, 1)
     assert result.requests > 0 and result.rps > 0
     assert result.errors == 0 and result.timeouts == 0
+
+
+async def test_load_reconnects_when_the_server_closes() -> None:
+    from bench import client
+
+    closing = ANSWER.replace(b"Content-Length", b"Connection: close\r\nContent-Length")
+
+    async def one_answer_per_connection(
+        reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(closing)
+        writer.close()
+
+    server = await asyncio.start_server(one_answer_per_connection, "127.0.0.1", 0)
+    port = int(server.sockets[0].getsockname()[1])
+    try:
+        statuses = await client.load(port, ["/a", "/b", "/c"], connections=1)
+    finally:
+        server.close()
+    assert statuses == {200: 3}
