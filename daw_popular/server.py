@@ -22,7 +22,44 @@ A connection is in one of four phases, and the phase decides its deadline:
 
 Errors in the request (malformed, over a limit) are answered once, with
 `Connection: close`, after any responses owed to earlier pipelined requests;
-nothing after the bad request is parsed.
+nothing after the bad request is parsed. A closing connection stays in
+`HttpServer.connections` until the transport reports it lost, so a client that
+stops reading while we flush is still aborted by the send timeout and still
+counts against `max_connections`.
+
+What is refused
+---------------
+httptools (llhttp) runs strict: its leniency flags stay off, so it already
+refuses bare CR or LF, obs-fold, control bytes, duplicate or non-decimal
+Content-Length, Content-Length with Transfer-Encoding, a coding after `chunked`,
+and broken chunk framing. The core adds, each cheap or only paid when a rare
+header is present (header names are first filtered by length):
+
+- a version other than HTTP/1.0 or HTTP/1.1 (0.9 and 2.0 parse, we do not speak them);
+- HTTP/1.1 without Host, with two Hosts, or with a Host that is not
+  `reg-name / IP-literal [":" port]` (RFC 9112, 3.2: a MUST);
+- Transfer-Encoding other than exactly one `chunked` field with nothing around
+  the value, any Transfer-Encoding on HTTP/1.0 (RFC 9112, 6.1), and a chunked
+  request whose head contains a tab (`Transfer-Encoding:\tchunked` is valid OWS
+  for us but a classic disagreement between a front end and a back end);
+- `Content_Length` and `Transfer_Encoding`: a proxy that maps `_` to `-` would
+  frame the request differently from us;
+- a `#` fragment, userinfo, or a bad authority in the request target;
+- a declared Content-Length above `max_body_bytes` (413 at once, not after the body);
+- head bytes that llhttp buffers without a callback (one endless header line),
+  beyond `max_request_line + max_head_bytes` (431).
+
+A request body, whatever the method, is framed by httptools and discarded by the
+handlers, up to `max_body_bytes`; its bytes are never parsed as a request. A
+request with `Expect: 100-continue` and a body gets `100 Continue` when nothing
+is owed before it. A method other than GET or HEAD, or an Upgrade request, is
+answered (404/405, or normally with the upgrade ignored) and the connection
+then closes: nothing we serve needs them on a reused connection.
+
+Greedy pipelining is bounded: once `max_pipelined` answers are owed, or writes
+are paused with more than `max_write_buffer` bytes unsent, the current request
+is the last one read; it is answered with `Connection: close`, and the client
+retries the rest on a new connection (RFC 9112, 9.3.2).
 """
 
 from __future__ import annotations
@@ -74,6 +111,11 @@ class Limits:
     max_connections: int = 16000
     # A client that stops reading is dropped once writes were blocked this long.
     send_timeout: float = 10.0
+    # Answers owed on one connection before it stops reading requests
+    # (nginx http2_max_concurrent_streams 128; h2 recommends at least 100).
+    max_pipelined: int = 128
+    # Unsent bytes a non-reading pipeliner can make us hold: 16 x the high-water mark.
+    max_write_buffer: int = 1048576
     # asyncio/uvloop transport defaults.
     write_high_water: int = 65536
     write_low_water: int = 16384
@@ -89,6 +131,9 @@ class Phase(enum.IntEnum):
     READING = 1
     BUSY = 2
     CLOSED = 3
+
+
+_READING = Phase.READING
 
 
 class Request:
@@ -150,6 +195,81 @@ class HttpError(Exception):
 _HOST = re.compile(rb"(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9\-._~!$&'()*+,;=%]*)(?::[0-9]*)?")
 
 
+# Header names the core acts on, by kind, lowercased.
+_OTHER, _K_HOST, _K_INM, _K_CL, _K_TE, _K_EXPECT, _K_UPGRADE, _K_UNDERSCORE = range(8)
+_KINDS_LOWER = {
+    b"host": _K_HOST,
+    b"if-none-match": _K_INM,
+    b"content-length": _K_CL,
+    b"transfer-encoding": _K_TE,
+    b"expect": _K_EXPECT,
+    b"upgrade": _K_UPGRADE,
+    # A proxy that maps `_` to `-` would frame the request differently from us.
+    b"content_length": _K_UNDERSCORE,
+    b"transfer_encoding": _K_UNDERSCORE,
+}
+# Names as clients usually spell them, so that most headers cost one dict lookup and
+# no lowering; any other name is lowered only when its length could match.
+_KINDS = {
+    **_KINDS_LOWER,
+    **{name.title(): kind for name, kind in _KINDS_LOWER.items()},
+    **dict.fromkeys(
+        (
+            b"User-Agent",
+            b"Accept",
+            b"Accept-Language",
+            b"Accept-Encoding",
+            b"Connection",
+            b"Cookie",
+            b"Referer",
+            b"Cache-Control",
+            b"Pragma",
+            b"Origin",
+            b"Authorization",
+            b"If-Modified-Since",
+            b"Upgrade-Insecure-Requests",
+            b"Sec-Fetch-Dest",
+            b"Sec-Fetch-Mode",
+            b"Sec-Fetch-Site",
+            b"Sec-Fetch-User",
+            b"DNT",
+            b"Priority",
+            b"X-Forwarded-For",
+            b"X-Forwarded-Proto",
+            b"X-Forwarded-Host",
+            b"X-Real-IP",
+            b"Via",
+            b"X-Request-ID",
+            b"Keep-Alive",
+            b"user-agent",
+            b"accept",
+            b"accept-language",
+            b"accept-encoding",
+            b"connection",
+            b"cookie",
+            b"referer",
+            b"cache-control",
+            b"x-forwarded-for",
+            b"x-real-ip",
+        ),
+        _OTHER,
+    ),
+}
+_WATCHED_LENGTHS = frozenset(len(name) for name in _KINDS_LOWER)
+
+# Rare per-request facts, one int reset per request.
+_CHUNKED = 1
+_EXPECT_CONTINUE = 2
+_UPGRADE = 4
+_HAS_BODY = 8
+_TAB_SEEN = 16
+
+_CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+
+# The methods we serve, decoded once; any other closes the connection after its answer.
+_COMMON_METHODS = {b"GET": "GET", b"HEAD": "HEAD"}
+
+
 class _Stop(Exception):
     """Raised from a parser callback to stop parsing a connection that is closing."""
 
@@ -158,7 +278,9 @@ class HttpProtocol(asyncio.Protocol):
     __slots__ = (
         "_body",
         "_body_bytes",
+        "_data",
         "_deadline",
+        "_flags",
         "_handler",
         "_header_bytes",
         "_headers",
@@ -173,8 +295,10 @@ class HttpProtocol(asyncio.Protocol):
         "_server",
         "_shutting_down",
         "_transport",
+        "_unparsed",
         "_url",
         "_valid_host",
+        "_version",
         "_writing_paused_since",
     )
 
@@ -193,6 +317,8 @@ class HttpProtocol(asyncio.Protocol):
         self._reading_paused = False
         self._shutting_down = False
         self._valid_host = b""  # last Host value that passed validation
+        self._data = b""  # the chunk being parsed, for the rare checks that need raw bytes
+        self._unparsed = -1  # bytes of an unfinished head so far; -1 outside a head
         # per-request state
         self._url = b""
         self._headers: list[tuple[bytes, bytes]] = []
@@ -201,6 +327,8 @@ class HttpProtocol(asyncio.Protocol):
         self._if_none_match: bytes | None = None
         self._body: list[bytes] = []
         self._body_bytes = 0
+        self._flags = 0
+        self._version = "1.1"
 
     # protocol interface
 
@@ -227,6 +355,7 @@ class HttpProtocol(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._phase = Phase.CLOSED
+        self._writing_paused_since = 0.0
         self._server.forget(self)
         for slot in self._pending:
             if slot.task is not None:
@@ -237,6 +366,7 @@ class HttpProtocol(asyncio.Protocol):
         if self._shutting_down:
             # Closing: what follows a final request is never parsed (no second answer).
             return
+        self._data = data
         try:
             self._parser.feed_data(data)
         except _Stop:
@@ -258,6 +388,22 @@ class HttpProtocol(asyncio.Protocol):
             self._refuse(400, "Bad Request: invalid method")
         except httptools.HttpParserError as exc:
             self._refuse(400, f"Bad Request: {exc}")
+        else:
+            if self._unparsed >= 0 and self._phase is _READING:
+                self._partial_head(data)
+        self._data = b""
+
+    def _partial_head(self, data: bytes) -> None:
+        """A chunk ended inside a request head: account for what httptools holds."""
+        # httptools buffers a header line until it ends: bound what it may hold.
+        # Counting whole chunks over-counts a chunk that also finished earlier requests,
+        # so the bound is twice the largest head we accept.
+        self._unparsed += len(data)
+        limits = self._limits
+        if self._unparsed > 2 * (limits.max_request_line + limits.max_head_bytes):
+            self._refuse(431, "Request Header Fields Too Large")
+        if b"\t" in data:
+            self._flags |= _TAB_SEEN
 
     def eof_received(self) -> bool | None:
         # Half-close: finish what is owed, then close (returning False closes now).
@@ -289,6 +435,8 @@ class HttpProtocol(asyncio.Protocol):
         self._hosts = 0
         self._if_none_match = None
         self._body_bytes = 0
+        self._flags = 0
+        self._unparsed = 0
         self._phase = Phase.READING
         self._deadline = self._server.now + self._limits.request_timeout
 
@@ -296,6 +444,9 @@ class HttpProtocol(asyncio.Protocol):
         self._url += url
         if len(self._url) > self._limits.max_request_line:
             raise HttpError(414, "URI Too Long")
+        if b"#" in url:
+            # RFC 9112, 3.2: a fragment is never part of a request target.
+            raise HttpError(400, "Bad Request: fragment in request target")
 
     def on_header(self, name: bytes, value: bytes) -> None:
         headers = self._headers
@@ -307,8 +458,14 @@ class HttpProtocol(asyncio.Protocol):
         if self._header_bytes > limits.max_head_bytes or len(headers) >= limits.max_headers:
             raise HttpError(431, "Request Header Fields Too Large")
         headers.append((name, value))
-        # Cheap length test first: only two names matter to the core.
-        if len(name) == 4 and name.lower() == b"host":
+        kind = _KINDS.get(name)
+        if kind is None:
+            if len(name) not in _WATCHED_LENGTHS:
+                return
+            kind = _KINDS_LOWER.get(name.lower(), _OTHER)
+        if not kind:
+            return
+        if kind == _K_HOST:
             self._hosts += 1
             if self._hosts > 1:
                 raise HttpError(400, "Bad Request: more than one Host header")
@@ -316,20 +473,55 @@ class HttpProtocol(asyncio.Protocol):
                 if _HOST.fullmatch(value) is None:
                     raise HttpError(400, "Bad Request: invalid Host header")
                 self._valid_host = value
-        elif len(name) == 13 and name.lower() == b"if-none-match":
+        elif kind == _K_INM:
             self._if_none_match = (
                 value if self._if_none_match is None else self._if_none_match + b", " + value
             )
+        elif kind == _K_CL:
+            # llhttp has checked the digits and refused a second one.
+            if int(value) > limits.max_body_bytes:
+                raise HttpError(413, "Content Too Large")
+            if value.strip(b"0"):
+                self._flags |= _HAS_BODY
+        elif kind == _K_TE:
+            if self._flags & _CHUNKED or value.lower() != b"chunked":
+                raise HttpError(400, "Bad Request: Transfer-Encoding must be one `chunked`")
+            self._flags |= _CHUNKED | _HAS_BODY
+            # Over-approximates "a tab in this field": any tab in a chunk of the head.
+            if b"\t" in self._data:
+                self._flags |= _TAB_SEEN
+        elif kind == _K_EXPECT:
+            if value.lower() == b"100-continue":
+                self._flags |= _EXPECT_CONTINUE
+        elif kind == _K_UPGRADE:
+            self._flags |= _UPGRADE
+        else:
+            raise HttpError(400, "Bad Request: underscore in a framing header name")
 
     def on_headers_complete(self) -> None:
-        parser = self._parser
-        version = parser.get_http_version()
-        if version == "1.1" and self._hosts == 0:
-            # RFC 9112, 3.2: a server MUST respond 400 to HTTP/1.1 without Host.
-            raise HttpError(400, "Bad Request: missing Host header")
-        if version == "1.0" and any(n.lower() == b"transfer-encoding" for n, _ in self._headers):
-            # RFC 9112, 6.1: Transfer-Encoding in HTTP/1.0 means a broken framing.
-            raise HttpError(400, "Bad Request: Transfer-Encoding in HTTP/1.0")
+        self._unparsed = -1
+        self._version = version = self._parser.get_http_version()
+        if version == "1.1":
+            if self._hosts == 0:
+                # RFC 9112, 3.2: a server MUST respond 400 to HTTP/1.1 without Host.
+                raise HttpError(400, "Bad Request: missing Host header")
+        elif version != "1.0":
+            raise HttpError(400, "Bad Request: unsupported HTTP version")
+        if self._flags:
+            self._check_rare(self._flags, version)
+
+    def _check_rare(self, flags: int, version: str) -> None:
+        if flags & _CHUNKED:
+            if version == "1.0":
+                # RFC 9112, 6.1: Transfer-Encoding in HTTP/1.0 means a broken framing.
+                raise HttpError(400, "Bad Request: Transfer-Encoding in HTTP/1.0")
+            if flags & _TAB_SEEN:
+                raise HttpError(400, "Bad Request: tab in a chunked request head")
+        if flags & _EXPECT_CONTINUE and flags & _HAS_BODY and version == "1.1":
+            transport = self._transport
+            # RFC 9110, 10.1.1: only when no earlier answer is still owed.
+            if not self._pending and transport is not None:
+                transport.write(_CONTINUE)
 
     def on_body(self, body: bytes) -> None:
         self._body_bytes += len(body)
@@ -348,22 +540,30 @@ class HttpProtocol(asyncio.Protocol):
         else:
             path, query = url[:mark], url[mark + 1 :]
         self._requests += 1
+        raw_method = parser.get_method()
+        method = _COMMON_METHODS.get(raw_method)
         keep_alive = (
             parser.should_keep_alive()
             and self._requests < self._limits.max_requests_per_connection
             and not self._shutting_down
             and not self._server.closing
         )
+        if keep_alive and (
+            self._flags or self._pending or self._writing_paused_since or method is None
+        ):
+            keep_alive = self._may_read_on(method)
+        if method is None:
+            method = raw_method.decode("ascii")
         body = b""
         if self._body:
             body = b"".join(self._body)
             self._body = []
         request = Request(
-            parser.get_method().decode("ascii"),
+            method,
             path,
             query,
             self._headers,
-            parser.get_http_version(),
+            self._version,
             keep_alive,
             self._if_none_match,
             body,
@@ -383,6 +583,23 @@ class HttpProtocol(asyncio.Protocol):
             self._enqueue(result, keep_alive, request.http_version)
         if not keep_alive:
             raise _Stop
+
+    def _may_read_on(self, method: str | None) -> bool:
+        """Rare cases on a keep-alive request: may the next request be read at all?"""
+        if method is None:
+            return False
+        if self._flags & _UPGRADE and self._parser.should_upgrade():
+            # RFC 9110, 7.8: we ignore the upgrade; llhttp reads nothing after it.
+            return False
+        limits = self._limits
+        if len(self._pending) >= limits.max_pipelined - 1:
+            return False
+        transport = self._transport
+        return not (
+            self._writing_paused_since
+            and transport is not None
+            and transport.get_write_buffer_size() > limits.max_write_buffer
+        )
 
     # responses
 
@@ -460,7 +677,6 @@ class HttpProtocol(asyncio.Protocol):
             transport.write(responses.with_connection_header(data, b"close"))
             self._phase = Phase.CLOSED
             self._pending.clear()
-            self._server.forget(self)
             transport.close()
             return
         if version == "1.0":
@@ -482,7 +698,6 @@ class HttpProtocol(asyncio.Protocol):
         self._shutting_down = True
         if not self._pending and self._transport is not None:
             self._phase = Phase.CLOSED
-            self._server.forget(self)
             self._transport.close()
 
     # server interface
@@ -490,15 +705,17 @@ class HttpProtocol(asyncio.Protocol):
     def expire(self, now: float) -> None:
         """Called by the sweeper for every connection: enforce the phase's deadline."""
         transport = self._transport
-        if transport is None or self._phase is Phase.CLOSED:
+        if transport is None:
             return
         paused = self._writing_paused_since
         if paused and now - paused >= self._limits.send_timeout:
+            # Also after close: a closed transport still flushes to a client that never reads.
             self._server.stats.timed_out += 1
             self._phase = Phase.CLOSED
+            self._writing_paused_since = 0.0
             transport.abort()
             return
-        if now < self._deadline:
+        if self._phase is Phase.CLOSED or now < self._deadline:
             return
         if self._phase is Phase.IDLE:
             self._phase = Phase.CLOSED
@@ -533,12 +750,20 @@ class _Slot:
 
 def _origin_form(target: bytes) -> bytes:
     """Path and query of an absolute-form target (RFC 9112, 3.2.2); others are refused."""
-    lowered = target[:8].lower()
-    if lowered.startswith((b"http://", b"https://")):
-        rest = target[target.index(b"//") + 2 :]
-        slash = rest.find(b"/")
-        return b"/" if slash < 0 else rest[slash:]
-    raise HttpError(400, "Bad Request: invalid request target")
+    scheme, sep, rest = target.partition(b"://")
+    if not sep or scheme.lower() not in (b"http", b"https"):
+        raise HttpError(400, "Bad Request: invalid request target")
+    end = len(rest)
+    for mark in (b"/", b"?"):
+        found = rest.find(mark)
+        if 0 <= found < end:
+            end = found
+    authority = rest[:end]
+    # RFC 9110, 4.2.4: userinfo in an http(s) URI is an error (phishing, cache keys).
+    if not authority or _HOST.fullmatch(authority) is None:
+        raise HttpError(400, "Bad Request: invalid authority in request target")
+    rest = rest[end:]
+    return rest if rest[:1] == b"/" else b"/" + rest
 
 
 @dataclass(slots=True)
