@@ -1,0 +1,570 @@
+"""Pooled keep-alive HTTP/1.1 client for the upstream data API, on uvloop and httptools.
+
+Theory of operation: one `_Connection` (an asyncio protocol with its own httptools
+parser) per TCP connection, carrying one request at a time; its per-request future
+resolves when the answer is complete, or fails on error, timeout or close. The pool
+hands out the most recently used idle connection (LIFO keeps a warm set and lets the
+rest age out), else opens one while fewer than `max_connections` are open, else the
+caller queues FIFO. A connection goes back to the pool only after a complete answer
+that allows keep-alive. Every other ending (error, timeout, the caller cancelled,
+`Connection: close`, a body delimited by EOF, bytes nobody asked for) closes it, so no
+caller can ever read bytes that belong to another request.
+
+A *slot* is the right to one open connection. `_checkout` takes one; it is given back
+exactly once, by `_release` (the connection goes to a waiter or to the idle stack) or
+by `_discard` (the connection is closed and the slot goes to a waiter or back).
+Decisions are made first and synchronously; only connecting and queueing await.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections import deque
+from dataclasses import dataclass
+from enum import IntEnum
+from typing import Any, cast
+from urllib.parse import urlsplit
+
+import httptools
+import orjson
+
+from daw_popular import errors
+
+# Status line and headers of one answer. llhttp has no limit of its own; node allows
+# 16 KiB, nginx 8 KiB buffers: 64 KiB is generous and still bounds a hostile peer.
+HEAD_LIMIT = 64 * 1024
+
+# Only visible ASCII may reach the request line: no space, CR, LF or controls, so a
+# target can never add a header or a second request.
+_TARGET = re.compile(r"/[\x21-\x7e]*")
+
+
+@dataclass(frozen=True, slots=True)
+class ClientLimits:
+    """Bounds for one upstream: pool size, queue length, time and answer size."""
+
+    max_connections: int = 100  # per upstream
+    max_waiting: int = 1000  # callers queued for a connection; beyond it errors.Overloaded
+    connect_timeout: float = 1.0
+    read_timeout: float = 2.0  # from sending the request to the complete answer
+    max_response_bytes: int = 8 * 1024 * 1024  # body bytes, after de-chunking
+    # Below the real upstream's idle close (about 5 s), so we rarely reuse a dying one.
+    idle_timeout: float = 4.0
+
+
+@dataclass(frozen=True, slots=True)
+class UpstreamResponse:
+    """A complete answer: status code and the whole (de-chunked) body."""
+
+    status: int
+    body: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class ClientStats:
+    """A snapshot of the pool (`UpstreamClient.statistics()`)."""
+
+    connections_open: int  # open or being opened
+    connections_idle: int
+    connections_in_use: int
+    waiting: int  # callers queued for a connection
+    requests_sent: int  # including retries
+    connections_opened: int
+    connections_reused: int
+    retries: int
+    failures: int  # calls that raised an UpstreamError
+
+
+class _State(IntEnum):
+    ACTIVE = 1  # checked out by one caller
+    IDLE = 2  # in the pool
+    CLOSED = 3
+
+
+class _PeerClosed(ConnectionError):
+    """The upstream closed the connection before the answer was complete."""
+
+
+class _BadAnswer(Exception):
+    """The answer is malformed or too large."""
+
+
+class _OutOfStep(Exception):
+    """A second answer arrived for one request."""
+
+
+class _Connection(asyncio.Protocol):
+    """One upstream TCP connection; one request at a time."""
+
+    def __init__(self, pool: UpstreamClient, max_body: int) -> None:
+        # per-connection state
+        self._pool = pool
+        self._max_body = max_body
+        self._max_answer = max_body + HEAD_LIMIT
+        self._loop = asyncio.get_running_loop()
+        self._transport: asyncio.Transport | None = None
+        self._parser = httptools.HttpResponseParser(self)
+        self._state = _State.ACTIVE
+        self._idle_since = 0.0
+        self._answers = 0
+        self._lost: asyncio.Future[None] = self._loop.create_future()
+
+        # per-request state
+        self._waiter: asyncio.Future[UpstreamResponse] | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._received = 0
+        self._complete = False
+        self._keep_alive = False
+
+        # per-answer state (a 1xx interim answer precedes the final one)
+        self._status = 0
+        self._headers_done = False
+        self._length: int | None = None
+        self._chunked = False
+        self._body_size = 0
+        self._chunks: list[bytes] = []
+
+    # predicates
+
+    def is_idle(self) -> bool:
+        return self._state is _State.IDLE
+
+    def is_closed(self) -> bool:
+        return self._state is _State.CLOSED
+
+    def has_expired(self, now: float, idle_timeout: float) -> bool:
+        return now - self._idle_since > idle_timeout
+
+    def is_reusable(self) -> bool:
+        return self._state is _State.ACTIVE and self._complete and self._keep_alive
+
+    def may_retry(self) -> bool:
+        """True when the request failed on a reused connection before any answer byte.
+
+        That is the race with the upstream's idle close: it never saw the request, or
+        saw it and answered nothing, so resending an idempotent GET is safe.
+        """
+        return self._answers > 0 and self._received == 0
+
+    # pool interface
+
+    def checkout(self) -> None:
+        self._state = _State.ACTIVE
+
+    def park(self) -> None:
+        self._state = _State.IDLE
+        self._idle_since = self._loop.time()
+
+    def exchange(self, request: bytes, timeout: float) -> asyncio.Future[UpstreamResponse]:
+        """Send one request; the future resolves with its answer or fails."""
+        waiter: asyncio.Future[UpstreamResponse] = self._loop.create_future()
+        self._waiter = waiter
+        self._received = 0
+        self._complete = False
+        transport = self._transport
+        if transport is None or self._state is _State.CLOSED:
+            waiter.set_exception(_PeerClosed("connection closed before the request was sent"))
+            return waiter
+        self._timer = self._loop.call_later(timeout, self._on_timeout)
+        transport.write(request)
+        return waiter
+
+    def close(self) -> None:
+        if self._state is not _State.CLOSED:
+            self._mark_closed()
+            if self._transport is not None:
+                self._transport.close()
+
+    async def wait_closed(self) -> None:
+        await self._lost
+
+    # protocol interface
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._transport = cast(asyncio.Transport, transport)
+
+    def data_received(self, data: bytes) -> None:
+        waiter = self._waiter
+        if waiter is None or waiter.done():
+            # Bytes nobody asked for: the upstream is out of step with us, and
+            # anything more it sends here could be taken for the next answer.
+            self.close()
+            return
+        self._received += len(data)
+        if self._received > self._max_answer:
+            self._fail(_BadAnswer(f"answer larger than {self._max_body} bytes"))
+            return
+        try:
+            self._parser.feed_data(data)
+        except (httptools.HttpParserError, httptools.HttpParserUpgrade) as exc:
+            if self._complete:
+                self._keep_alive = False
+            else:
+                self._fail(_BadAnswer(f"malformed answer ({exc})"))
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._cancel_timer()
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            if exc is None and self._headers_done and self._length is None and not self._chunked:
+                # RFC 9112, 6.3 (8): no length and not chunked, so the close ends the body.
+                self._complete = True
+                self._keep_alive = False
+                waiter.set_result(UpstreamResponse(self._status, b"".join(self._chunks)))
+            elif exc is None:
+                waiter.set_exception(
+                    _PeerClosed("connection closed before the answer was complete")
+                )
+            else:
+                waiter.set_exception(exc)
+        self._mark_closed()
+        self._pool._connections.discard(self)
+        self._lost.set_result(None)
+
+    # parser callbacks
+
+    def on_message_begin(self) -> None:
+        if self._complete:
+            # Raising stops llhttp from parsing the second answer into this one.
+            raise _OutOfStep
+        self._headers_done = False
+        self._length = None
+        self._chunked = False
+        self._body_size = 0
+        self._chunks = []
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        size = len(name)
+        if size == 14 and name.lower() == b"content-length":
+            self._length = int(value)
+        elif size == 17 and name.lower() == b"transfer-encoding":
+            self._chunked = value.rstrip().lower().endswith(b"chunked")
+
+    def on_headers_complete(self) -> None:
+        self._headers_done = True
+        self._status = self._parser.get_status_code()
+        self._keep_alive = self._parser.should_keep_alive()
+        if self._length is not None and self._length > self._max_body:
+            self._fail(
+                _BadAnswer(f"answer of {self._length} bytes is larger than {self._max_body} bytes")
+            )
+
+    def on_body(self, body: bytes) -> None:
+        self._body_size += len(body)
+        if self._body_size > self._max_body:
+            self._fail(_BadAnswer(f"answer larger than {self._max_body} bytes"))
+            return
+        self._chunks.append(body)
+
+    def on_message_complete(self) -> None:
+        if self._status < 200:
+            return
+        self._complete = True
+        self._answers += 1
+        self._cancel_timer()
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(UpstreamResponse(self._status, b"".join(self._chunks)))
+
+    # internals
+
+    def _on_timeout(self) -> None:
+        self._timer = None
+        self._fail(TimeoutError())
+
+    def _fail(self, exc: Exception) -> None:
+        self._cancel_timer()
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_exception(exc)
+        self.close()
+
+    def _cancel_timer(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _mark_closed(self) -> None:
+        was_idle = self.is_idle()
+        self._state = _State.CLOSED
+        if was_idle:
+            self._pool._forget_idle(self)
+
+
+class UpstreamClient:
+    """A keep-alive connection pool to one `http://` upstream, for GET requests."""
+
+    def __init__(self, base_url: str, limits: ClientLimits = ClientLimits()) -> None:
+        parts = urlsplit(base_url)
+        if (
+            parts.scheme != "http"
+            or not parts.hostname
+            or parts.username is not None
+            or parts.query
+            or parts.fragment
+        ):
+            raise ValueError(f"upstream URL must look like http://host:port/prefix: {base_url!r}")
+        prefix = parts.path.rstrip("/")
+        if prefix and _TARGET.fullmatch(prefix) is None:
+            raise ValueError(f"upstream URL path must be visible ASCII: {base_url!r}")
+        self._host = parts.hostname
+        self._port = parts.port or 80
+        self._authority = parts.netloc
+        try:
+            host_header = parts.netloc.encode("ascii")
+        except UnicodeEncodeError:
+            raise ValueError(f"upstream host must be ASCII: {base_url!r}") from None
+        self._request_format = (
+            b"GET "
+            + prefix.encode().replace(b"%", b"%%")
+            + b"%s HTTP/1.1\r\nHost: "
+            + host_header.replace(b"%", b"%%")
+            + b"\r\n\r\n"
+        )
+        self._limits = limits
+        self._read_timeout = limits.read_timeout
+        self._idle_timeout = limits.idle_timeout
+        self._max_connections = limits.max_connections
+        self._max_waiting = limits.max_waiting
+
+        # pool state
+        self._idle: deque[_Connection] = deque()  # oldest first, reused from the right
+        self._waiters: deque[asyncio.Future[_Connection | None]] = deque()
+        self._connections: set[_Connection] = set()
+        self._open = 0  # slots taken: connections open or being opened
+        self._closed = False
+
+        # counters
+        self._requests_sent = 0
+        self._opened = 0
+        self._reused = 0
+        self._retries = 0
+        self._failures = 0
+
+    # The read timeout is the connection's own timer, one handle per request: cheaper
+    # than an `asyncio.timeout` scope, and the error it raises can name the target.
+    async def get(
+        self,
+        target: str,
+        *,
+        timeout: float | None = None,  # noqa: ASYNC109
+        retry_reused: bool = True,
+    ) -> UpstreamResponse:
+        """GET `target` (an encoded path and query starting with "/"), any status.
+
+        `timeout` replaces `read_timeout` for this call: the time from sending the
+        request to the complete answer. `retry_reused=False` leaves the retry of a
+        reused connection that closed before answering to a caller that counts its
+        retries against a budget (it raises `UpstreamUnavailable` instead).
+        """
+        if _TARGET.fullmatch(target) is None:
+            raise ValueError(f"upstream target must be an encoded path: {target!r}")
+        request = self._request_format % target.encode()
+        read_timeout = self._read_timeout if timeout is None else timeout
+        conn = self._take_idle()
+        if conn is None:
+            try:
+                conn = await self._checkout(target)
+            except errors.UpstreamError:
+                self._failures += 1
+                raise
+        try:
+            self._requests_sent += 1
+            try:
+                response = await conn.exchange(request, read_timeout)
+            except ConnectionError:
+                if not (retry_reused and conn.may_retry()):
+                    raise
+                self._retries += 1
+                # A fresh connection, not another idle one, which could be stale too.
+                conn = await self._connect(target)
+                self._requests_sent += 1
+                response = await conn.exchange(request, read_timeout)
+        except errors.UpstreamError:
+            self._discard(conn)
+            self._failures += 1
+            raise
+        except (OSError, _BadAnswer) as exc:
+            self._discard(conn)
+            self._failures += 1
+            raise _error(exc, target, read_timeout) from exc
+        except BaseException:
+            # Cancelled (or a bug): the answer may be half read, so never pool it.
+            self._discard(conn)
+            raise
+        if conn.is_reusable():
+            self._release(conn)
+        else:
+            self._discard(conn)
+        return response
+
+    async def get_json(self, target: str, *, timeout: float | None = None) -> Any:  # noqa: ASYNC109
+        """GET `target` and decode its JSON body; any status but 200 is an error."""
+        response = await self.get(target, timeout=timeout)
+        if response.status != 200:
+            raise errors.UpstreamBadResponse(f"upstream GET {target}: status {response.status}")
+        try:
+            return orjson.loads(response.body)
+        except orjson.JSONDecodeError as exc:
+            raise errors.UpstreamBadResponse(
+                f"upstream GET {target}: invalid JSON ({exc})"
+            ) from exc
+
+    def statistics(self) -> ClientStats:
+        """A snapshot of the pool's counts and counters."""
+        idle = len(self._idle)
+        return ClientStats(
+            connections_open=self._open,
+            connections_idle=idle,
+            connections_in_use=self._open - idle,
+            waiting=sum(1 for fut in self._waiters if not fut.done()),
+            requests_sent=self._requests_sent,
+            connections_opened=self._opened,
+            connections_reused=self._reused,
+            retries=self._retries,
+            failures=self._failures,
+        )
+
+    async def close(self) -> None:
+        """Close every connection; queued and later calls fail with UpstreamUnavailable."""
+        self._closed = True
+        waiters, self._waiters = self._waiters, deque()
+        for fut in waiters:
+            if not fut.done():
+                fut.set_exception(errors.UpstreamUnavailable("upstream client closed"))
+        while self._idle:
+            conn = self._idle.pop()
+            conn.checkout()
+            self._discard(conn)
+        connections = list(self._connections)
+        for conn in connections:
+            conn.close()
+        await asyncio.gather(*(conn.wait_closed() for conn in connections))
+
+    # pool internals
+
+    def _take_idle(self) -> _Connection | None:
+        """The most recently used idle connection, if one has not expired."""
+        idle = self._idle
+        if not idle:
+            return None
+        now = asyncio.get_running_loop().time()
+        # LIFO reuse leaves the oldest at the left: drop the expired ones there
+        # (the upstream may already be closing them).
+        while idle and idle[0].has_expired(now, self._idle_timeout):
+            stale = idle.popleft()
+            stale.checkout()
+            self._discard(stale)
+        if not idle:
+            return None
+        conn = idle.pop()
+        conn.checkout()
+        self._reused += 1
+        return conn
+
+    async def _checkout(self, target: str) -> _Connection:
+        """A slot and a new connection, or a connection or slot handed over in turn."""
+        if self._closed:
+            raise errors.UpstreamUnavailable(f"upstream GET {target}: client closed")
+        if self._open < self._max_connections:
+            self._open += 1
+            return await self._connect_in_slot(target)
+        if len(self._waiters) >= self._max_waiting:
+            raise errors.Overloaded(
+                f"upstream GET {target}: {len(self._waiters)} calls already waiting"
+                f" for {self._max_connections} connections"
+            )
+        fut: asyncio.Future[_Connection | None] = asyncio.get_running_loop().create_future()
+        self._waiters.append(fut)
+        try:
+            given = await fut
+        except BaseException:
+            if fut.cancelled():
+                if fut in self._waiters:
+                    self._waiters.remove(fut)
+            elif fut.exception() is None:
+                # Handed a connection or a slot, then cancelled before running: pass it on.
+                handed = fut.result()
+                if handed is None:
+                    self._free_slot()
+                else:
+                    self._release(handed)
+            raise
+        if given is None:
+            return await self._connect_in_slot(target)
+        self._reused += 1
+        return given
+
+    async def _connect_in_slot(self, target: str) -> _Connection:
+        try:
+            return await self._connect(target)
+        except BaseException:
+            self._free_slot()
+            raise
+
+    async def _connect(self, target: str) -> _Connection:
+        if self._closed:
+            raise errors.UpstreamUnavailable(f"upstream GET {target}: client closed")
+        conn = _Connection(self, self._limits.max_response_bytes)
+        timeout = self._limits.connect_timeout
+        try:
+            async with asyncio.timeout(timeout):
+                await asyncio.get_running_loop().create_connection(
+                    lambda: conn, self._host, self._port
+                )
+        except TimeoutError as exc:
+            raise errors.UpstreamTimeout(
+                f"upstream GET {target}: connecting to {self._authority}"
+                f" timed out after {timeout} s"
+            ) from exc
+        except OSError as exc:
+            raise errors.UpstreamUnavailable(
+                f"upstream GET {target}: cannot connect to {self._authority}"
+                f" ({exc.strerror or exc})"
+            ) from exc
+        self._connections.add(conn)
+        self._opened += 1
+        return conn
+
+    def _release(self, conn: _Connection) -> None:
+        """Give a clean connection to the first live waiter, else to the idle stack."""
+        if self._closed or conn.is_closed():
+            self._discard(conn)
+            return
+        waiters = self._waiters
+        while waiters:
+            fut = waiters.popleft()
+            if not fut.done():
+                fut.set_result(conn)
+                return
+        conn.park()
+        self._idle.append(conn)
+
+    def _discard(self, conn: _Connection) -> None:
+        conn.close()
+        self._free_slot()
+
+    def _free_slot(self) -> None:
+        waiters = self._waiters
+        while waiters:
+            fut = waiters.popleft()
+            if not fut.done():
+                fut.set_result(None)
+                return
+        self._open -= 1
+
+    def _forget_idle(self, conn: _Connection) -> None:
+        """An idle connection closed by itself (peer EOF, reset, unsolicited bytes)."""
+        self._idle.remove(conn)
+        self._free_slot()
+
+
+def _error(exc: Exception, target: str, timeout: float) -> errors.UpstreamError:
+    where = f"upstream GET {target}"
+    if isinstance(exc, TimeoutError):
+        return errors.UpstreamTimeout(f"{where}: timed out after {timeout} s")
+    if isinstance(exc, _BadAnswer):
+        return errors.UpstreamBadResponse(f"{where}: {exc}")
+    reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+    return errors.UpstreamUnavailable(f"{where}: {reason or type(exc).__name__}")
