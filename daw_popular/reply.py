@@ -3,6 +3,10 @@
 The wire bytes carry `Date` and `Age`, which change every second, so they are
 rebuilt at most once a second per answer, on first use in that second; every
 other hit is one comparison and the write of bytes that already exist.
+
+The body is kept only inside the wire bytes, and the 304 head is built when a
+conditional request first needs it: a cached answer costs its bytes once, which
+is most of what a cached user costs.
 """
 
 from __future__ import annotations
@@ -24,7 +28,6 @@ class Reply:
         "_not_modified",
         "_second",
         "_wire",
-        "body",
         "born",
         "cache_control",
         "content_type",
@@ -43,13 +46,13 @@ class Reply:
         etag: bytes | None = None,
     ) -> None:
         self.status = status
-        self.body = body
         self.content_type = content_type
         self.cache_control = cache_control
         self.etag = etag
         self.born = born  # time.monotonic() of the oldest data in the answer, for Age
         self._second = -1
-        self._wire = b""
+        # Until the first render the wire holds the body alone (a head of length 0).
+        self._wire = body
         self._head_len = 0
         self._not_modified = b""
 
@@ -75,9 +78,14 @@ class Reply:
         )
 
     @property
+    def body(self) -> bytes:
+        """The body bytes (a copy cut from the wire bytes)."""
+        return self._wire[self._head_len :]
+
+    @property
     def size(self) -> int:
         """Bytes this answer holds in memory, roughly, for the cache's byte bound."""
-        return 2 * len(self.body) + 400
+        return 2 * (len(self._wire) - self._head_len) + 400
 
     def answer(self, request: Request) -> bytes:
         """The bytes for this request: 200/404, 304 when the ETag matches, or HEAD."""
@@ -85,27 +93,32 @@ class Reply:
             self._render()
         inm = request.if_none_match
         if inm is not None and self.etag is not None and none_match(inm, self.etag):
+            if not self._not_modified:
+                # RFC 9110, 15.4.5: a 304 carries the validators and caching headers only.
+                self._not_modified = responses.head(304, self._headers(), content_length=None)
             return self._not_modified
         if request.method == "HEAD":
             return self._wire[: self._head_len]
         return self._wire
 
-    def _render(self) -> None:
+    def _headers(self) -> list[tuple[bytes, bytes]]:
         age = b"%d" % max(0, int(time.monotonic() - self.born))
         headers = [(b"Cache-Control", self.cache_control), (b"Age", age)]
         if self.etag is not None:
             headers.append((b"ETag", self.etag))
         else:
             headers.append(_NOSNIFF)
+        return headers
+
+    def _render(self) -> None:
+        body = self._wire[self._head_len :]
         head = responses.head(
             self.status,
-            headers,
-            content_length=len(self.body),
+            self._headers(),
+            content_length=len(body),
             content_type=self.content_type,
         )
-        self._wire = head + self.body
+        self._wire = head + body
         self._head_len = len(head)
-        if self.etag is not None:
-            # RFC 9110, 15.4.5: a 304 carries the validators and caching headers only.
-            self._not_modified = responses.head(304, headers, content_length=None)
+        self._not_modified = b""
         self._second = responses.DATE.second
