@@ -109,6 +109,15 @@ class Loader(Generic[K, V]):
         self._reach = beta * _XFETCH_REACH
         self._on_refresh_error = on_refresh_error
 
+    def serves_as_is(self, entry: Entry[V]) -> bool:
+        """True when `get` would answer this entry as a plain fresh hit, with no XFetch draw.
+
+        A hot path may then serve the entry without calling `get`; otherwise it must call
+        `get`, or early refresh would never happen for the keys it serves.
+        """
+        gap = entry.fresh_until - self._clock()
+        return gap > 0 and gap > entry.fetch_time * self._reach
+
     async def get(self, key: K, fetch: Fetch[V]) -> Lookup[V]:
         """The value for `key`, from the cache when it may be served, else from `fetch`."""
         entry = self._cache.get(key)

@@ -23,6 +23,9 @@ class UpstreamServerError(UpstreamBadResponse):
     """A 5xx answer: the upstream knows it failed, so a retry may succeed."""
 
 
+_UPSTREAM_FAILURES = (UpstreamUnavailable, UpstreamTimeout, UpstreamBadResponse)
+
+
 class GuardedUpstream:
     """`get_json(target)` through the breaker, with retries inside a time budget."""
 
@@ -47,16 +50,23 @@ class GuardedUpstream:
     def breaker(self) -> CircuitBreaker:
         return self._breaker
 
+    @property
+    def budget(self) -> RetryBudget:
+        return self._budget
+
     async def get_json(self, target: str) -> Any:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self._deadline
-        self._budget.deposit()
 
         async def attempt() -> Any:
             remaining = deadline - loop.time()
             if remaining <= 0:
                 raise UpstreamTimeout(f"upstream GET {target}: no time left in the deadline")
-            answer = await self._client.get(target, timeout=min(self._read_timeout, remaining))
+            # The pool's own retry of a reused connection would be a call outside the
+            # budget: here it is one of the `retries`, like any other.
+            answer = await self._client.get(
+                target, timeout=min(self._read_timeout, remaining), retry_reused=False
+            )
             if answer.status >= 500:
                 raise UpstreamServerError(f"upstream GET {target}: answered {answer.status}")
             if answer.status != 200:
@@ -66,7 +76,8 @@ class GuardedUpstream:
             except orjson.JSONDecodeError as exc:
                 raise UpstreamBadResponse(f"upstream GET {target}: invalid JSON ({exc})") from exc
 
-        with self._breaker.guard():
+        # `Overloaded` is our own queue being full, not a verdict on the upstream.
+        with self._breaker.guard(_UPSTREAM_FAILURES):
             return await call_with_retries(
                 attempt,
                 retries=self._retries,

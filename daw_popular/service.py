@@ -89,17 +89,16 @@ class PopularPurchases:
         self._swr = stale_while_revalidate
         self._sie = stale_if_error
         self._deadline = deadline
-        self._ok_cache_control = b"public, max-age=%d, stale-while-revalidate=%d" % (
-            max_age,
-            client_stale_while_revalidate,
-        )
-        self._not_found_cache_control = b"public, max-age=%d" % not_found_max_age
+        self._max_age = max_age
+        self._client_swr = client_stale_while_revalidate
+        self._not_found_max_age = not_found_max_age
 
     # the route handler
 
     def __call__(self, request: Request, username: str) -> Result:
         entry = self._cache.get(username)
-        if entry is not None and self._clock() < entry.fresh_until:
+        # Near its expiry a hot answer goes through the loader, which may refresh it early.
+        if entry is not None and self._loader.serves_as_is(entry):
             reply: Reply = entry.value
             return reply.answer(request)
         return self._answer_slowly(request, username)
@@ -133,16 +132,19 @@ class PopularPurchases:
     # composition (runs in its own single-flight task: a client leaving never cancels it)
 
     async def _compose(self, username: str) -> tuple[Reply, Freshness]:
-        user, ids = await asyncio.gather(self._user(username), self._product_ids(username))
+        user, ids = await _all(self._user(username), self._product_ids(username))
         if not user.value:
-            reply = Reply.not_found(
-                f"User with username of '{username}' was not found",
-                cache_control=self._not_found_cache_control,
-                born=user.stored_at,
+            message = f"User with username of '{username}' was not found"
+            return self._finish(
+                [user],
+                lambda lifetime, born: Reply.not_found(
+                    message,
+                    cache_control=b"public, max-age=%d" % min(self._not_found_max_age, lifetime),
+                    born=born,
+                ),
             )
-            return reply, self._answer_freshness(reply, [user])
         product_ids: tuple[int, ...] = ids.value
-        lookups = await asyncio.gather(
+        lookups = await _all(
             *(self._product(pid) for pid in product_ids),
             *(self._buyers(pid) for pid in product_ids),
         )
@@ -150,21 +152,34 @@ class PopularPurchases:
         products = {pid: lookups[i].value for i, pid in enumerate(product_ids)}
         buyers = {pid: lookups[count + i].value for i, pid in enumerate(product_ids)}
         entries = popular.compose(username, list(product_ids), products, buyers)
-        used: list[Lookup[Any]] = [user, ids, *lookups]
-        reply = Reply.ok(
-            popular.render(entries),
-            cache_control=self._ok_cache_control,
-            born=min(lookup.stored_at for lookup in used),
+        body = popular.render(entries)
+        return self._finish(
+            [user, ids, *lookups],
+            lambda lifetime, born: Reply.ok(
+                body,
+                cache_control=b"public, max-age=%d, stale-while-revalidate=%d"
+                % (min(self._max_age, lifetime), self._client_swr),
+                born=born,
+            ),
         )
-        return reply, self._answer_freshness(reply, used)
 
-    def _answer_freshness(self, reply: Reply, used: list[Lookup[Any]]) -> Freshness:
+    def _finish(
+        self, used: list[Lookup[Any]], make: Callable[[int, float], Reply]
+    ) -> tuple[Reply, Freshness]:
+        """`make(max_age, born)`, and lifetimes no answer built from `used` may outlast."""
         now = self._clock()
-        ttl = min([self._response_ttl, *(lookup.fresh_until - now for lookup in used)])
-        return Freshness(
-            ttl=max(0.0, ttl),
-            stale_while_revalidate=self._swr,
-            stale_if_error=self._sie,
+        data_fresh_until = min(lookup.fresh_until for lookup in used)
+        fresh_until = min(now + self._response_ttl, max(now, data_fresh_until))
+        born = min(lookup.stored_at for lookup in used)
+        # Age counts from `born`, so max-age must too: a client then sees the answer
+        # stale exactly when it is (the millisecond absorbs clock-subtraction noise).
+        reply = make(int(fresh_until - born + 0.001), born)
+        # The data's windows bound the answer's: re-composing from stale data (as a
+        # stale-if-error fallback does) must not stretch how long that data is served.
+        return reply, Freshness(
+            ttl=fresh_until - now,
+            stale_while_revalidate=_remaining(data_fresh_until, self._swr, fresh_until),
+            stale_if_error=_remaining(data_fresh_until, self._sie, fresh_until),
             size=ENTRY_OVERHEAD + reply.size,
         )
 
@@ -220,6 +235,26 @@ class PopularPurchases:
             lambda: self._api.buyers(product_id),
             lambda _: self._purchases_ttl,
         )
+
+
+async def _all(*calls: Awaitable[Lookup[Any]]) -> list[Lookup[Any]]:
+    """Every lookup, or the first failure with the other waits cancelled.
+
+    Cancelling a wait never cancels its fetch (single-flight shields it), which goes
+    on to fill the cache; only the waiters nobody would read are stopped.
+    """
+    tasks = [asyncio.ensure_future(call) for call in calls]
+    try:
+        return await asyncio.gather(*tasks)
+    except BaseException:
+        for task in tasks:
+            task.cancel()
+        raise
+
+
+def _remaining(data_fresh_until: float, window: float, fresh_until: float) -> float:
+    """What is left of a window that opened when the data went stale, from `fresh_until`."""
+    return max(0.0, min(window, data_fresh_until + window - fresh_until))
 
 
 def _payload_size(value: Any) -> int:
