@@ -35,7 +35,8 @@ Content-Length, Content-Length with Transfer-Encoding, a coding after `chunked`,
 and broken chunk framing. The core adds, each cheap or only paid when a rare
 header is present (header names are first filtered by length):
 
-- a version other than HTTP/1.0 or HTTP/1.1 (0.9 and 2.0 parse, we do not speak them);
+- a version other than HTTP/1.0 or HTTP/1.1 (0.9 and 2.0 parse, we do not speak
+  them), and RTSP/ or ICE/ request lines, which llhttp parses as if they were HTTP;
 - HTTP/1.1 without Host, with two Hosts, or with a Host that is not
   `reg-name / IP-literal [":" port]` (RFC 9112, 3.2: a MUST);
 - Transfer-Encoding other than exactly one `chunked` field with nothing around
@@ -263,6 +264,8 @@ _EXPECT_CONTINUE = 2
 _UPGRADE = 4
 _HAS_BODY = 8
 _TAB_SEEN = 16
+_FOREIGN = 32  # the chunk may hold an RTSP/ or ICE/ request line
+_FOREIGN_SEEN = 64  # an RTSP/ or ICE/ request line was seen in this head
 
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 
@@ -278,6 +281,7 @@ class HttpProtocol(asyncio.Protocol):
     __slots__ = (
         "_body",
         "_body_bytes",
+        "_chunk_flags",
         "_data",
         "_deadline",
         "_flags",
@@ -328,6 +332,7 @@ class HttpProtocol(asyncio.Protocol):
         self._body: list[bytes] = []
         self._body_bytes = 0
         self._flags = 0
+        self._chunk_flags = 0
         self._version = "1.1"
 
     # protocol interface
@@ -367,6 +372,8 @@ class HttpProtocol(asyncio.Protocol):
             # Closing: what follows a final request is never parsed (no second answer).
             return
         self._data = data
+        # llhttp also parses RTSP/ and ICE/ request lines and reports only the digits.
+        self._chunk_flags = _FOREIGN if b"TSP/" in data or b"ICE/" in data else 0
         try:
             self._parser.feed_data(data)
         except _Stop:
@@ -404,6 +411,8 @@ class HttpProtocol(asyncio.Protocol):
             self._refuse(431, "Request Header Fields Too Large")
         if b"\t" in data:
             self._flags |= _TAB_SEEN
+        if _foreign_protocol(data, self._url):
+            self._flags |= _FOREIGN_SEEN
 
     def eof_received(self) -> bool | None:
         # Half-close: finish what is owed, then close (returning False closes now).
@@ -435,7 +444,7 @@ class HttpProtocol(asyncio.Protocol):
         self._hosts = 0
         self._if_none_match = None
         self._body_bytes = 0
-        self._flags = 0
+        self._flags = self._chunk_flags
         self._unparsed = 0
         self._phase = Phase.READING
         self._deadline = self._server.now + self._limits.request_timeout
@@ -466,6 +475,9 @@ class HttpProtocol(asyncio.Protocol):
         if not kind:
             return
         if kind == _K_HOST:
+            if value[-1:] in b" \t" and value:
+                # llhttp keeps trailing OWS, which is not part of the value (RFC 9110, 5.5).
+                value = value.rstrip(b" \t")
             self._hosts += 1
             if self._hosts > 1:
                 raise HttpError(400, "Bad Request: more than one Host header")
@@ -511,6 +523,8 @@ class HttpProtocol(asyncio.Protocol):
             self._check_rare(self._flags, version)
 
     def _check_rare(self, flags: int, version: str) -> None:
+        if flags & _FOREIGN_SEEN or (flags & _FOREIGN and _foreign_protocol(self._data, self._url)):
+            raise HttpError(400, "Bad Request: not an HTTP request")
         if flags & _CHUNKED:
             if version == "1.0":
                 # RFC 9112, 6.1: Transfer-Encoding in HTTP/1.0 means a broken framing.
@@ -746,6 +760,15 @@ class _Slot:
         self.version = version
         self.data = b""
         self.task: asyncio.Future[Any] | None = None
+
+
+def _foreign_protocol(data: bytes, target: bytes) -> bool:
+    """Whether a chunk holds an RTSP or ICE request line for this request target.
+
+    A line split inside the protocol name is missed and read as HTTP/1.x: harmless,
+    since llhttp frames it exactly as it frames HTTP.
+    """
+    return target + b" RTSP/" in data or target + b" ICE/" in data
 
 
 def _origin_form(target: bytes) -> bytes:
