@@ -139,14 +139,14 @@ async def test_head_has_headers_of_get_and_no_body() -> None:
     assert second[2] == b"hello z"
 
 
-async def test_unknown_path_is_404_and_wrong_method_is_405_with_allow() -> None:
+async def test_unknown_path_is_404_and_wrong_method_is_405_with_allow_then_close() -> None:
     _, protocol, transport = make()
     protocol.data_received(GET % b"/nope")
-    protocol.data_received(b"DELETE /hello/a HTTP/1.1\r\nHost: t\r\n\r\n")
     protocol.data_received(GET % b"/hello/")
-    (s1, _, _), (s2, h2, _), (s3, _, _) = parse_responses(bytes(transport.written))
-    assert (s1, s2, s3) == (404, 405, 404)
-    assert h2["allow"] == "GET, HEAD"
+    protocol.data_received(b"DELETE /hello/a HTTP/1.1\r\nHost: t\r\n\r\n" + GET % b"/hello/b")
+    (s1, _, _), (s2, _, _), (s3, h3, _) = parse_responses(bytes(transport.written))
+    assert (s1, s2, s3) == (404, 404, 405)
+    assert h3["allow"] == "GET, HEAD" and h3["connection"] == "close" and transport.closed
 
 
 @pytest.mark.parametrize(

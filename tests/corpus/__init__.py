@@ -1,0 +1,1 @@
+"""Request corpora for the server-core tests: hostile requests and unusual valid ones."""
