@@ -402,13 +402,16 @@ class HttpProtocol(asyncio.Protocol):
 
     def _partial_head(self, data: bytes) -> None:
         """A chunk ended inside a request head: account for what httptools holds."""
-        # httptools buffers a header line until it ends: bound what it may hold.
-        # Counting whole chunks over-counts a chunk that also finished earlier requests,
-        # so the bound is twice the largest head we accept.
-        self._unparsed += len(data)
-        limits = self._limits
-        if self._unparsed > 2 * (limits.max_request_line + limits.max_head_bytes):
-            self._refuse(431, "Request Header Fields Too Large")
+        # httptools buffers a header line until it ends, so bound the bytes of an
+        # unfinished head. The chunk where the head began may also hold earlier
+        # requests: it is not counted (the bound is loose by at most one read).
+        if self._unparsed == 0:
+            self._unparsed = 1
+        else:
+            self._unparsed += len(data)
+            limits = self._limits
+            if self._unparsed > limits.max_request_line + limits.max_head_bytes:
+                self._refuse(431, "Request Header Fields Too Large")
         if b"\t" in data:
             self._flags |= _TAB_SEEN
         if _foreign_protocol(data, self._url):
