@@ -388,10 +388,11 @@ async def test_the_retry_budget_caps_retries_below_the_retry_count() -> None:
 async def test_cold_key_stampede_with_a_failing_call_answers_every_waiter() -> None:
     async with stack() as s:
         name = buyers(s.store)[0]
-        s.faults("user:status=500")
+        # Slow enough failures that all fifty requests arrive while the one fetch runs.
+        s.faults("user:latency=100", "user:status=500")
         results = await asyncio.gather(*(s.timed(name) for _ in range(50)))
         assert {a.status for a, _ in results} == {502}
-        assert max(took for _, took in results) < 0.3
+        assert max(took for _, took in results) < 0.4
         assert s.calls() == {"user": 1 + s.settings.retries, "by_user": 1}
 
 
@@ -457,7 +458,7 @@ async def test_xfetch_refreshes_a_hot_entry_before_it_expires(beta: float) -> No
         xfetch_beta=beta,
     ) as s:
         name = buyers(s.store)[0]
-        s.faults("*:latency=30")  # a fetch time XFetch can measure; a miss waits 60 ms+
+        s.faults("*:latency=50")  # a fetch time XFetch can measure; a miss waits 100 ms+
         await s.get(name)
         s.sim.sim.reset_stats()
         early: list[float] = []
@@ -474,10 +475,10 @@ async def test_xfetch_refreshes_a_hot_entry_before_it_expires(beta: float) -> No
             later.append(took)
         if beta:
             assert all(refetched.get(r, 0) >= n for r, n in s.resources(name).items())
-            assert max(early + later) < 0.05
+            assert max(early + later) < 0.08
         else:
             assert refetched == {}
-            assert max(later) >= 0.06
+            assert max(later) >= 0.1
 
 
 async def test_an_upstream_error_is_never_negatively_cached() -> None:
