@@ -65,9 +65,13 @@ class Freshness:
     stale_while_revalidate: float = 0.0
     stale_if_error: float = 0.0
     size: int
+    # How old the value already was when fetched (read from a shared cache): its
+    # `stored_at` is backdated so that `Age` tells the truth on every instance.
+    age: float = 0.0
 
     def __post_init__(self) -> None:
-        if min(self.ttl, self.stale_while_revalidate, self.stale_if_error) < 0 or self.size < 0:
+        lowest = min(self.ttl, self.stale_while_revalidate, self.stale_if_error, self.age)
+        if lowest < 0 or self.size < 0:
             raise ValueError(f"negative lifetime or size in {self!r}")
 
 
@@ -173,7 +177,7 @@ class Loader(Generic[K, V]):
         entry = Entry(
             value,
             freshness.size,
-            now,
+            now - freshness.age,
             fresh_until,
             fresh_until + freshness.stale_while_revalidate,
             fresh_until + freshness.stale_if_error,

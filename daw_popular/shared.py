@@ -139,7 +139,11 @@ def decode_entry(raw: bytes, now: float) -> tuple[bytes, Freshness] | None:
     if remaining <= 0.0:
         return None
     return payload, Freshness(
-        ttl=remaining, stale_while_revalidate=swr, stale_if_error=sie, size=size
+        ttl=remaining,
+        stale_while_revalidate=swr,
+        stale_if_error=sie,
+        size=size,
+        age=ttl - remaining,
     )
 
 

@@ -357,3 +357,15 @@ def test_state_follows_the_windows(ttl: float, swr: float, sie: float, age: floa
     else:
         expected = "error"
     assert uvloop.run(scenario()) == expected
+
+
+async def test_a_value_fetched_already_aged_is_backdated() -> None:
+    """A value read from a shared cache keeps its real age, so `Age` stays truthful."""
+    clock = Clock()
+    loader: Loader[str, str] = Loader(Cache(1 << 20), SingleFlight(), clock=clock, rng=lambda: 0.5)
+
+    async def fetch() -> tuple[str, Freshness]:
+        return "v", Freshness(ttl=10.0, size=10, age=4.0)
+
+    lookup = await loader.get("k", fetch)
+    assert lookup.stored_at == T0 - 4.0 and lookup.fresh_until == T0 + 10.0

@@ -146,6 +146,7 @@ def test_an_entry_is_fresh_for_the_rest_of_its_ttl(
     body, freshness = decoded
     assert body == payload
     assert math.isclose(freshness.ttl, ttl - age, rel_tol=1e-9, abs_tol=1e-6)
+    assert math.isclose(freshness.age, max(0.0, age), rel_tol=1e-9, abs_tol=1e-6)
     assert (freshness.stale_while_revalidate, freshness.stale_if_error) == (swr, sie)
     assert freshness.size == size
 
@@ -319,6 +320,7 @@ async def test_a_value_from_redis_is_fresh_only_for_the_rest_of_its_ttl(
         value, freshness = await reader.load(("user", "Ann"), never)
         assert value is True and calls == []
         assert 9.5 < freshness.ttl <= 10.0
+        assert 20.0 <= freshness.age < 20.5  # backdated, so Age reads about 20 s
         assert reader.statistics().hits == 1
     finally:
         await writer.close()
