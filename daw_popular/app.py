@@ -7,17 +7,20 @@ import logging
 import signal
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
-from . import responses
 from .breaker import CircuitBreaker
 from .cache import Cache
 from .config import Settings
 from .dawapi import DawApi
+from .health import Readiness, healthz
+from .logs import AccessLog
+from .metrics import Metrics, UpstreamMeter
 from .resilience import GuardedUpstream
 from .retry import RetryBudget
 from .routing import Route, Router
-from .server import HttpServer, Request, Result
+from .server import Handler, HttpServer
 from .service import PREFIX, PopularPurchases, username_param
 from .shared import SharedCache
 from .upstream import ClientLimits, UpstreamClient
@@ -36,15 +39,17 @@ class App:
     service: PopularPurchases
     router: Router
     shared: SharedCache | None = None
+    metrics: Metrics | None = None
+    access_log: AccessLog | None = None
 
     async def close(self) -> None:
+        if self.metrics is not None:
+            self.metrics.publish()
+        if self.access_log is not None:
+            self.access_log.flush()
         await self.client.close()
         if self.shared is not None:
             await self.shared.close()
-
-
-def healthz(request: Request, _: str) -> Result:
-    return responses.text(200, "ok", head_only=request.method == "HEAD")
 
 
 def build(settings: Settings) -> App:
@@ -70,7 +75,8 @@ def build(settings: Settings) -> App:
         read_timeout=settings.read_timeout,
         deadline=settings.deadline,
     )
-    api = DawApi(upstream.get_json, page_size=settings.page_size)
+    meter = UpstreamMeter(upstream.get_json)
+    api = DawApi(meter, page_size=settings.page_size)
     cache: Cache[Any, Any] = Cache(settings.cache_bytes)
     shared = None
     if settings.redis_url:
@@ -103,19 +109,41 @@ def build(settings: Settings) -> App:
         not_found_max_age=settings.not_found_max_age,
         shared=shared,
     )
+    metrics = Metrics(
+        endpoint=service.counters,
+        upstream=meter,
+        client=client,
+        breakers=[upstream.breaker],
+        caches={"memory": cache},
+        shared=shared,
+    )
     router = Router(
         [
             Route(PREFIX + "{username}", service, converter=username_param),
-            Route("/healthz", healthz),
+            Route("/healthz", metrics.counted("healthz", healthz)),
+            Route("/readyz", metrics.counted("readyz", Readiness(upstream.breaker, shared))),
+            Route("/metrics", metrics.counted("metrics", metrics.handle)),
         ]
     )
-    return App(settings, client, upstream, cache, service, router, shared)
+    app = App(settings, client, upstream, cache, service, router, shared, metrics)
+    if settings.access_log:
+        app.access_log = AccessLog(router, json=settings.log_json)
+    return app
 
 
-async def start(settings: Settings) -> tuple[App, HttpServer]:
+async def start(
+    settings: Settings, *, reuse_port: bool = False, metrics_dir: str | Path | None = None
+) -> tuple[App, HttpServer]:
+    """Build and listen. Workers pass `reuse_port` and the directory their metrics share."""
     app = build(settings)
-    server = HttpServer(app.router, settings.limits())
-    await server.start(settings.host, settings.port)
+    # The access log wraps the router only when on: off, the request path never sees it.
+    handler: Handler = app.router if app.access_log is None else app.access_log
+    server = HttpServer(handler, settings.limits())
+    await server.start(settings.host, settings.port, reuse_port=reuse_port)
+    if app.metrics is not None:
+        app.metrics.attach(server, metrics_dir)
+    if app.access_log is not None:
+        app.access_log.attach(server)
     return app, server
 
 
@@ -143,7 +171,9 @@ async def run_until_stopped(
             await result
 
 
-async def serve(settings: Settings) -> None:
-    app, server = await start(settings)
+async def serve(
+    settings: Settings, *, reuse_port: bool = False, metrics_dir: str | Path | None = None
+) -> None:
+    app, server = await start(settings, reuse_port=reuse_port, metrics_dir=metrics_dir)
     log.info("daw-popular listening on http://%s:%d/", settings.host, server.port)
     await run_until_stopped(server, settings.shutdown_grace, on_stop=app.close)

@@ -3,20 +3,18 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 from collections.abc import Sequence
 
 import uvloop
 
-from . import __version__, config
+from . import __version__, config, logs
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from .app import serve
+    from .workers import run
 
-    uvloop.run(serve(config.from_args(args)))
-    return 0
+    return run(config.from_args(args))
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -73,8 +71,7 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    level = getattr(args, "log_level", "info").upper()
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logs.configure(getattr(args, "log_level", "info"), json=getattr(args, "log_json", False))
     code: int = args.func(args)
     return code
 

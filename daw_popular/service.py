@@ -27,6 +27,7 @@ from .cache import ENTRY_OVERHEAD, Cache
 from .dawapi import DawApi
 from .errors import CircuitOpen, Overloaded, ServiceError, UpstreamTimeout
 from .loader import Freshness, Loader, Lookup
+from .metrics import EndpointCounters
 from .reply import Reply
 from .routing import BadParameter
 from .server import Request, Result
@@ -76,6 +77,9 @@ class PopularPurchases:
     ) -> None:
         self._api = api
         self._shared = shared
+        # Plain counters, read by the metrics a few times a second.
+        self.counters = EndpointCounters()
+        self._at_once = self.counters.at_once
         self._cache = cache
         self._clock = clock
         self._loader: Loader[Any, Any] = Loader(
@@ -100,10 +104,25 @@ class PopularPurchases:
         # Near its expiry a hot answer goes through the loader, which may refresh it early.
         if entry is not None and self._loader.serves_as_is(entry):
             reply: Reply = entry.value
-            return reply.answer(request)
+            if request.if_none_match is None:
+                self._at_once[reply.status] += 1
+                return reply.answer(request)
+            return self._answer_conditionally(reply, request)
         return self._answer_slowly(request, username)
 
+    def _answer_conditionally(self, reply: Reply, request: Request) -> bytes:
+        wire = reply.answer(request)
+        # A 304 is counted as such; it is the only other status a cached answer gives.
+        self._at_once[304 if wire.startswith(b"HTTP/1.1 304") else reply.status] += 1
+        return wire
+
     async def _answer_slowly(self, request: Request, username: str) -> bytes:
+        started = time.perf_counter()
+        wire = await self._answer_from_loader(request, username)
+        self.counters.answered(wire, time.perf_counter() - started)
+        return wire
+
+    async def _answer_from_loader(self, request: Request, username: str) -> bytes:
         try:
             async with asyncio.timeout(self._deadline):
                 lookup = await self._loader.get(
@@ -115,6 +134,7 @@ class PopularPurchases:
             # an UpstreamError the loader would answer with stale data: do it here.
             entry = self._cache.peek(username)
             if entry is not None and self._clock() < entry.error_until:
+                self.counters.looked_up("answer", "stale-error")
                 stale: Reply = entry.value
                 return stale.answer(request)
             return error_response(
@@ -126,6 +146,7 @@ class PopularPurchases:
             )
         except ServiceError as exc:
             return error_response(request, exc)
+        self.counters.looked_up("answer", lookup.state)
         reply: Reply = lookup.value
         return reply.answer(request)
 
@@ -185,9 +206,9 @@ class PopularPurchases:
 
     # the resources, each read through the loader
 
-    def _resource(
+    async def _resource(
         self, key: tuple[str, Any], fetch: Callable[[], Awaitable[Any]], ttl: Callable[[Any], float]
-    ) -> Awaitable[Lookup[Any]]:
+    ) -> Lookup[Any]:
         async def load() -> tuple[Any, Freshness]:
             value = await fetch()
             return value, Freshness(
@@ -197,7 +218,9 @@ class PopularPurchases:
                 size=ENTRY_OVERHEAD + _TUPLE_KEY_OVERHEAD + _payload_size(value),
             )
 
-        return self._loader.get(key, self._through_shared(key, load))
+        lookup = await self._loader.get(key, self._through_shared(key, load))
+        self.counters.looked_up(key[0], lookup.state)
+        return lookup
 
     def _through_shared(
         self, key: tuple[str, Any], fetch: Callable[[], Awaitable[tuple[Any, Freshness]]]
