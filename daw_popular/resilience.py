@@ -11,12 +11,10 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-import orjson
-
 from .breaker import CircuitBreaker
 from .errors import UpstreamBadResponse, UpstreamTimeout, UpstreamUnavailable
 from .retry import RetryBudget, call_with_retries
-from .upstream import UpstreamClient
+from .upstream import UpstreamClient, json_body
 
 
 class UpstreamServerError(UpstreamBadResponse):
@@ -69,12 +67,7 @@ class GuardedUpstream:
             )
             if answer.status >= 500:
                 raise UpstreamServerError(f"upstream GET {target}: answered {answer.status}")
-            if answer.status != 200:
-                raise UpstreamBadResponse(f"upstream GET {target}: answered {answer.status}")
-            try:
-                return orjson.loads(answer.body)
-            except orjson.JSONDecodeError as exc:
-                raise UpstreamBadResponse(f"upstream GET {target}: invalid JSON ({exc})") from exc
+            return json_body(target, answer)
 
         # `Overloaded` is our own queue being full, not a verdict on the upstream.
         with self._breaker.guard(_UPSTREAM_FAILURES):

@@ -59,6 +59,27 @@ class UpstreamResponse:
 
     status: int
     body: bytes
+    content_type: bytes = b""
+
+
+def json_body(target: str, response: UpstreamResponse) -> Any:
+    """The decoded body of a 200 JSON answer; anything else is `UpstreamBadResponse`.
+
+    A 200 that is not JSON (a proxy's HTML error page, a captive portal) must never
+    be read as data: `{}` would mean "unknown user".
+    """
+    if response.status != 200:
+        raise errors.UpstreamBadResponse(f"upstream GET {target}: status {response.status}")
+    media_type = response.content_type.partition(b";")[0].strip().lower()
+    if media_type != b"application/json" and not media_type.endswith(b"+json"):
+        shown = response.content_type.decode("latin-1") or "none"
+        raise errors.UpstreamBadResponse(
+            f"upstream GET {target}: content type {shown!r} is not JSON"
+        )
+    try:
+        return orjson.loads(response.body)
+    except orjson.JSONDecodeError as exc:
+        raise errors.UpstreamBadResponse(f"upstream GET {target}: invalid JSON ({exc})") from exc
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,6 +140,7 @@ class _Connection(asyncio.Protocol):
 
         # per-answer state (a 1xx interim answer precedes the final one)
         self._status = 0
+        self._content_type = b""
         self._headers_done = False
         self._length: int | None = None
         self._chunked = False
@@ -211,7 +233,7 @@ class _Connection(asyncio.Protocol):
                 # RFC 9112, 6.3 (8): no length and not chunked, so the close ends the body.
                 self._complete = True
                 self._keep_alive = False
-                waiter.set_result(UpstreamResponse(self._status, b"".join(self._chunks)))
+                waiter.set_result(self._answer())
             elif exc is None:
                 waiter.set_exception(
                     _PeerClosed("connection closed before the answer was complete")
@@ -229,6 +251,7 @@ class _Connection(asyncio.Protocol):
             # Raising stops llhttp from parsing the second answer into this one.
             raise _OutOfStep
         self._headers_done = False
+        self._content_type = b""
         self._length = None
         self._chunked = False
         self._body_size = 0
@@ -240,6 +263,8 @@ class _Connection(asyncio.Protocol):
             self._length = int(value)
         elif size == 17 and name.lower() == b"transfer-encoding":
             self._chunked = value.rstrip().lower().endswith(b"chunked")
+        elif size == 12 and name.lower() == b"content-type":
+            self._content_type = value
 
     def on_headers_complete(self) -> None:
         self._headers_done = True
@@ -265,9 +290,12 @@ class _Connection(asyncio.Protocol):
         self._cancel_timer()
         waiter = self._waiter
         if waiter is not None and not waiter.done():
-            waiter.set_result(UpstreamResponse(self._status, b"".join(self._chunks)))
+            waiter.set_result(self._answer())
 
     # internals
+
+    def _answer(self) -> UpstreamResponse:
+        return UpstreamResponse(self._status, b"".join(self._chunks), self._content_type)
 
     def _on_timeout(self) -> None:
         self._timer = None
@@ -400,16 +428,8 @@ class UpstreamClient:
         return response
 
     async def get_json(self, target: str, *, timeout: float | None = None) -> Any:  # noqa: ASYNC109
-        """GET `target` and decode its JSON body; any status but 200 is an error."""
-        response = await self.get(target, timeout=timeout)
-        if response.status != 200:
-            raise errors.UpstreamBadResponse(f"upstream GET {target}: status {response.status}")
-        try:
-            return orjson.loads(response.body)
-        except orjson.JSONDecodeError as exc:
-            raise errors.UpstreamBadResponse(
-                f"upstream GET {target}: invalid JSON ({exc})"
-            ) from exc
+        """GET `target` and decode its JSON body (see `json_body`)."""
+        return json_body(target, await self.get(target, timeout=timeout))
 
     def statistics(self) -> ClientStats:
         """A snapshot of the pool's counts and counters."""

@@ -203,7 +203,15 @@ async def test_reset_connections_give_a_fast_502_or_the_stale_answer(when: str) 
 
 # D. Unusable answers: 502, nothing cached, never "no purchases" or "unknown user".
 
-BAD = ["truncate", "invalid_json", "wrong_shape", "huge=300000", "status=404", "status=500"]
+BAD = [
+    "truncate",
+    "invalid_json",
+    "wrong_shape",
+    "wrong_type",
+    "huge=300000",
+    "status=404",
+    "status=500",
+]
 
 
 @pytest.mark.parametrize("route", ["user", "by_user", "product", "by_product"])

@@ -24,6 +24,7 @@ from daw_popular.upstream import (
     UpstreamClient,
     UpstreamResponse,
     _Connection,
+    json_body,
 )
 
 
@@ -31,9 +32,13 @@ def ok(body: bytes, *, status: int = 200, headers: bytes = b"") -> bytes:
     return b"HTTP/1.1 %d X\r\nContent-Length: %d\r\n%s\r\n%s" % (status, len(body), headers, body)
 
 
+JSON_TYPE = b"Content-Type: application/json; charset=utf-8\r\n"
+
+
 def chunked(*chunks: bytes) -> bytes:
     framed = b"".join(b"%x\r\n%s\r\n" % (len(c), c) for c in chunks if c)
-    return b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n" + framed + b"0\r\n\r\n"
+    head = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n" + JSON_TYPE + b"\r\n"
+    return head + framed + b"0\r\n\r\n"
 
 
 class Peer:
@@ -256,9 +261,9 @@ async def test_get_returns_error_statuses_and_get_json_refuses_them() -> None:
         if target == "/missing":
             peer.write(ok(b"Resource Not Found", status=404))
         elif target == "/broken":
-            peer.write(ok(b'{"users": ['))
+            peer.write(ok(b'{"users": [', headers=JSON_TYPE))
         else:
-            peer.write(ok(b'{"user": {"username": "a"}}'))
+            peer.write(ok(b'{"user": {"username": "a"}}', headers=JSON_TYPE))
         return True
 
     async with Server(handler) as server:
@@ -982,7 +987,7 @@ def test_answer_split_anywhere_parses_to_the_same_body(
     body: bytes, use_chunks: bool, cuts: list[int]
 ) -> None:
     """However the bytes of one answer arrive, the caller gets exactly that body."""
-    answer = chunked(body[:100], body[100:]) if use_chunks and body else ok(body)
+    answer = chunked(body[:100], body[100:]) if use_chunks and body else ok(body, headers=JSON_TYPE)
     points = sorted({min(c, len(answer)) for c in cuts} | {0, len(answer)})
     pieces = [answer[a:b] for a, b in itertools.pairwise(points) if b > a]
 
@@ -993,7 +998,7 @@ def test_answer_split_anywhere_parses_to_the_same_body(
         waiter = conn.exchange(b"GET / HTTP/1.1\r\n\r\n", 1.0)
         for piece in pieces:
             conn.data_received(piece)
-        assert waiter.result() == UpstreamResponse(200, body)
+        assert waiter.result() == UpstreamResponse(200, body, JSON_TYPE[14:-2])
         assert conn.is_reusable()
         assert not transport.closed
 
@@ -1009,3 +1014,28 @@ async def test_exchange_on_a_connection_lost_before_sending_fails_without_writin
     with pytest.raises(ConnectionError, match="before the request was sent"):
         waiter.result()
     assert transport.written == b""
+
+
+@pytest.mark.parametrize(
+    "content_type",
+    [b"application/json", b"application/json; charset=utf-8", b"Application/JSON", b"x/y+json"],
+)
+def test_json_body_accepts_json_media_types(content_type: bytes) -> None:
+    assert json_body("/t", UpstreamResponse(200, b'{"a": 1}', content_type)) == {"a": 1}
+
+
+@pytest.mark.parametrize(
+    ("response", "reason"),
+    [
+        (UpstreamResponse(200, b"{}", b"text/html"), "not JSON"),
+        (UpstreamResponse(200, b"{}", b""), "not JSON"),
+        (UpstreamResponse(200, b"{", b"application/json"), "invalid JSON"),
+        (UpstreamResponse(503, b"{}", b"application/json"), "status 503"),
+    ],
+)
+def test_json_body_refuses_anything_but_a_200_json_answer(
+    response: UpstreamResponse, reason: str
+) -> None:
+    """A 200 `{}` under the wrong type must not read as "unknown user"."""
+    with pytest.raises(errors.UpstreamBadResponse, match=reason):
+        json_body("/t", response)

@@ -105,6 +105,8 @@ class Simulator:
             return responses.response(200, body[: max(1, len(body) // 2)], content_type=_JSON)
         if kind == kinds.WRONG_SHAPE:
             return responses.response(200, b"[%b]" % body, content_type=_JSON)
+        if kind == kinds.WRONG_TYPE:
+            return responses.response(200, body, content_type=b"text/html; charset=utf-8")
         if kind == kinds.HUGE:
             return responses.response(200, _padded(body, int(fault.amount)), content_type=_JSON)
         if kind == kinds.HANG:

@@ -24,8 +24,20 @@ TRICKLE = "trickle"  # send the body one byte at a time, VALUE ms apart (default
 TRUNCATE = "truncate"  # announce the full length, send half the body, close
 INVALID_JSON = "invalid_json"  # 200 with a body that does not parse
 WRONG_SHAPE = "wrong_shape"  # 200 with valid JSON of the wrong structure
+WRONG_TYPE = "wrong_type"  # 200 with the right body under Content-Type: text/html
 HUGE = "huge"  # 200 with a valid JSON body of VALUE bytes (default 16 MiB)
-KINDS = (LATENCY, STATUS, HANG, RESET, TRICKLE, TRUNCATE, INVALID_JSON, WRONG_SHAPE, HUGE)
+KINDS = (
+    LATENCY,
+    STATUS,
+    HANG,
+    RESET,
+    TRICKLE,
+    TRUNCATE,
+    INVALID_JSON,
+    WRONG_SHAPE,
+    WRONG_TYPE,
+    HUGE,
+)
 
 _DEFAULT_VALUE = {STATUS: 503.0, TRICKLE: 1.0, HUGE: float(16 << 20)}
 
