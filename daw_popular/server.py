@@ -36,7 +36,8 @@ and broken chunk framing. The core adds, each cheap or only paid when a rare
 header is present (header names are first filtered by length):
 
 - a version other than HTTP/1.0 or HTTP/1.1 (0.9 and 2.0 parse, we do not speak
-  them), and RTSP/ or ICE/ request lines, which llhttp parses as if they were HTTP;
+  them), and RTSP/1.0 or ICE/1.0 request lines, which llhttp parses as HTTP/1.0
+  (looked for in reads up to 4 KiB and in unfinished heads, so HTTP/1.1 pays nothing);
 - HTTP/1.1 without Host, with two Hosts, or with a Host that is not
   `reg-name / IP-literal [":" port]` (RFC 9112, 3.2: a MUST);
 - Transfer-Encoding other than exactly one `chunked` field with nothing around
@@ -264,10 +265,11 @@ _EXPECT_CONTINUE = 2
 _UPGRADE = 4
 _HAS_BODY = 8
 _TAB_SEEN = 16
-_FOREIGN = 32  # the chunk may hold an RTSP/ or ICE/ request line
-_FOREIGN_SEEN = 64  # an RTSP/ or ICE/ request line was seen in this head
+_FOREIGN_SEEN = 32  # an RTSP/ or ICE/ request line was seen in this head
 
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+_OWS = (0x20, 0x09)
+_FOREIGN_SCAN = 4096
 
 # The methods we serve, decoded once; any other closes the connection after its answer.
 _COMMON_METHODS = {b"GET": "GET", b"HEAD": "HEAD"}
@@ -281,7 +283,6 @@ class HttpProtocol(asyncio.Protocol):
     __slots__ = (
         "_body",
         "_body_bytes",
-        "_chunk_flags",
         "_data",
         "_deadline",
         "_flags",
@@ -332,7 +333,6 @@ class HttpProtocol(asyncio.Protocol):
         self._body: list[bytes] = []
         self._body_bytes = 0
         self._flags = 0
-        self._chunk_flags = 0
         self._version = "1.1"
 
     # protocol interface
@@ -372,8 +372,6 @@ class HttpProtocol(asyncio.Protocol):
             # Closing: what follows a final request is never parsed (no second answer).
             return
         self._data = data
-        # llhttp also parses RTSP/ and ICE/ request lines and reports only the digits.
-        self._chunk_flags = _FOREIGN if b"TSP/" in data or b"ICE/" in data else 0
         try:
             self._parser.feed_data(data)
         except _Stop:
@@ -447,7 +445,7 @@ class HttpProtocol(asyncio.Protocol):
         self._hosts = 0
         self._if_none_match = None
         self._body_bytes = 0
-        self._flags = self._chunk_flags
+        self._flags = 0
         self._unparsed = 0
         self._phase = Phase.READING
         self._deadline = self._server.now + self._limits.request_timeout
@@ -478,7 +476,7 @@ class HttpProtocol(asyncio.Protocol):
         if not kind:
             return
         if kind == _K_HOST:
-            if value[-1:] in b" \t" and value:
+            if value and value[-1] in _OWS:
                 # llhttp keeps trailing OWS, which is not part of the value (RFC 9110, 5.5).
                 value = value.rstrip(b" \t")
             self._hosts += 1
@@ -522,11 +520,15 @@ class HttpProtocol(asyncio.Protocol):
                 raise HttpError(400, "Bad Request: missing Host header")
         elif version != "1.0":
             raise HttpError(400, "Bad Request: unsupported HTTP version")
+        elif len(self._data) <= _FOREIGN_SCAN and _foreign_protocol(self._data, self._url):
+            # llhttp also parses RTSP/1.0 and ICE/1.0 request lines, reporting "1.0".
+            # The scan is bounded so that pipelined HTTP/1.0 cannot make it quadratic.
+            raise HttpError(400, "Bad Request: not an HTTP request")
         if self._flags:
             self._check_rare(self._flags, version)
 
     def _check_rare(self, flags: int, version: str) -> None:
-        if flags & _FOREIGN_SEEN or (flags & _FOREIGN and _foreign_protocol(self._data, self._url)):
+        if flags & _FOREIGN_SEEN:
             raise HttpError(400, "Bad Request: not an HTTP request")
         if flags & _CHUNKED:
             if version == "1.0":
