@@ -168,11 +168,21 @@ class Loader(Generic[K, V]):
         if exc is not None:
             self._on_refresh_error(key, exc)
 
-    async def _load(self, key: K, fetch: Fetch[V]) -> Entry[V]:
-        clock = self._clock
-        started = clock()
-        value, freshness = await fetch()
-        now = clock()
+    def fresh(self, key: K) -> Lookup[V] | None:
+        """The entry as a plain hit when `get` would serve it as is, else None; no I/O.
+
+        Lets a caller that needs several values skip every await when all are fresh.
+        """
+        entry = self._cache.get(key)
+        if entry is None or not self.serves_as_is(entry):
+            return None
+        return Lookup(entry.value, entry.stored_at, entry.fresh_until, "hit")
+
+    def store(
+        self, key: K, value: V, freshness: Freshness, *, fetch_time: float = 0.0
+    ) -> Entry[V]:
+        """Keep a value obtained without `get` (a synchronous composition) as `get` would."""
+        now = self._clock()
         fresh_until = now + freshness.ttl
         entry = Entry(
             value,
@@ -181,7 +191,7 @@ class Loader(Generic[K, V]):
             fresh_until,
             fresh_until + freshness.stale_while_revalidate,
             fresh_until + freshness.stale_if_error,
-            now - started,
+            fetch_time,
         )
         if entry.stale_until > now or entry.error_until > now:
             self._cache.put(key, entry)
@@ -189,3 +199,8 @@ class Loader(Generic[K, V]):
             # Dead on arrival ("do not store"): drop the predecessor too, it is outdated.
             self._cache.pop(key)
         return entry
+
+    async def _load(self, key: K, fetch: Fetch[V]) -> Entry[V]:
+        started = self._clock()
+        value, freshness = await fetch()
+        return self.store(key, value, freshness, fetch_time=self._clock() - started)

@@ -2,7 +2,7 @@
 
 Two cache levels share one byte-bounded cache:
 
-    answer      username -> Reply (pre-built bytes)       the hit path: one lookup, one write
+    answer      raw request path -> Reply (pre-built bytes) the hit path: one lookup, one write
     resources   ("user", name) -> bool                    from GET /api/users/{name}
                 ("purchases", name) -> product ids        from GET /api/purchases/by_user/{name}
                 ("product", id) -> product object | None  from GET /api/products/{id}
@@ -11,7 +11,9 @@ Two cache levels share one byte-bounded cache:
 Each level is read through a `Loader`: one fetch per key however many requests
 wait (single-flight), stale-while-revalidate, XFetch early refresh and
 stale-if-error. An answer stays fresh no longer than the data it was built
-from, so a fresh answer never hides stale purchases.
+from, so a fresh answer never hides stale purchases. When an answer expires
+but its data is still fresh (the warm path), it is rebuilt synchronously, in
+the request's own call, without a task.
 """
 
 from __future__ import annotations
@@ -100,7 +102,10 @@ class PopularPurchases:
     # the route handler
 
     def __call__(self, request: Request, username: str) -> Result:
-        entry = self._cache.get(username)
+        # Answers are kept under the raw path, so a hit needs no decoding; two
+        # spellings of one name share every upstream resource below the answer.
+        key = request.path
+        entry = self._cache.get(key)
         # Near its expiry a hot answer goes through the loader, which may refresh it early.
         if entry is not None and self._loader.serves_as_is(entry):
             reply: Reply = entry.value
@@ -108,7 +113,12 @@ class PopularPurchases:
                 self._at_once[reply.status] += 1
                 return reply.answer(request)
             return self._answer_conditionally(reply, request)
-        return self._answer_slowly(request, username)
+        composed = self._compose_now(username)
+        if composed is not None:
+            reply = self._loader.store(key, *composed).value
+            self.counters.looked_up("answer", "miss")
+            return self._answer_conditionally(reply, request)
+        return self._answer_slowly(request, key, username)
 
     def _answer_conditionally(self, reply: Reply, request: Request) -> bytes:
         wire = reply.answer(request)
@@ -116,23 +126,23 @@ class PopularPurchases:
         self._at_once[304 if wire.startswith(b"HTTP/1.1 304") else reply.status] += 1
         return wire
 
-    async def _answer_slowly(self, request: Request, username: str) -> bytes:
+    async def _answer_slowly(self, request: Request, key: bytes, username: str) -> bytes:
         started = time.perf_counter()
-        wire = await self._answer_from_loader(request, username)
+        wire = await self._answer_from_loader(request, key, username)
         self.counters.answered(wire, time.perf_counter() - started)
         return wire
 
-    async def _answer_from_loader(self, request: Request, username: str) -> bytes:
+    async def _answer_from_loader(self, request: Request, key: bytes, username: str) -> bytes:
         try:
             async with asyncio.timeout(self._deadline):
                 lookup = await self._loader.get(
-                    username,
+                    key,
                     self._through_shared(("answer", username), lambda: self._compose(username)),
                 )
         except TimeoutError:
             # The deadline can fire before the upstream call's own timeout turns into
             # an UpstreamError the loader would answer with stale data: do it here.
-            entry = self._cache.peek(username)
+            entry = self._cache.peek(key)
             if entry is not None and self._clock() < entry.error_until:
                 self.counters.looked_up("answer", "stale-error")
                 stale: Reply = entry.value
@@ -150,30 +160,68 @@ class PopularPurchases:
         reply: Reply = lookup.value
         return reply.answer(request)
 
-    # composition (runs in its own single-flight task: a client leaving never cancels it)
+    # composition
+
+    def _compose_now(self, username: str) -> tuple[Reply, Freshness] | None:
+        """The answer from resources all fresh in this process, without a task; else None.
+
+        The warm path: a finished answer expired or was evicted, its data was not.
+        """
+        fresh = self._loader.fresh
+        user = fresh(("user", username))
+        if user is None:
+            return None
+        if not user.value:
+            return self._not_found(username, user)
+        ids = fresh(("purchases", username))
+        if ids is None:
+            return None
+        lookups: list[Lookup[Any]] = []
+        for kind in ("product", "buyers"):
+            for pid in ids.value:
+                lookup = fresh((kind, pid))
+                if lookup is None:
+                    return None
+                lookups.append(lookup)
+        return self._popular(username, user, ids, lookups)
 
     async def _compose(self, username: str) -> tuple[Reply, Freshness]:
+        """The answer, fetching what is missing (runs in its own single-flight task,
+        so a client leaving never cancels it)."""
         user, ids = await _all(self._user(username), self._product_ids(username))
         if not user.value:
-            message = f"User with username of '{username}' was not found"
-            return self._finish(
-                [user],
-                lambda lifetime, born: Reply.not_found(
-                    message,
-                    cache_control=b"public, max-age=%d" % min(self._not_found_max_age, lifetime),
-                    born=born,
-                ),
-            )
+            return self._not_found(username, user)
         product_ids: tuple[int, ...] = ids.value
         lookups = await _all(
             *(self._product(pid) for pid in product_ids),
             *(self._buyers(pid) for pid in product_ids),
         )
+        return self._popular(username, user, ids, lookups)
+
+    def _not_found(self, username: str, user: Lookup[Any]) -> tuple[Reply, Freshness]:
+        message = f"User with username of '{username}' was not found"
+        return self._finish(
+            [user],
+            lambda lifetime, born: Reply.not_found(
+                message,
+                cache_control=b"public, max-age=%d" % min(self._not_found_max_age, lifetime),
+                born=born,
+            ),
+        )
+
+    def _popular(
+        self,
+        username: str,
+        user: Lookup[Any],
+        ids: Lookup[Any],
+        lookups: list[Lookup[Any]],
+    ) -> tuple[Reply, Freshness]:
+        """`lookups`: each product's object, then each product's buyers, in `ids` order."""
+        product_ids: tuple[int, ...] = ids.value
         count = len(product_ids)
         products = {pid: lookups[i].value for i, pid in enumerate(product_ids)}
         buyers = {pid: lookups[count + i].value for i, pid in enumerate(product_ids)}
-        entries = popular.compose(username, list(product_ids), products, buyers)
-        body = popular.render(entries)
+        body = popular.render(popular.compose(username, list(product_ids), products, buyers))
         return self._finish(
             [user, ids, *lookups],
             lambda lifetime, born: Reply.ok(
