@@ -3,7 +3,9 @@
 Readiness follows the breakers: while the upstream breaker is open this worker
 would only fail fast or serve stale data, so a balancer should prefer others;
 half-open counts as ready, since only traffic can carry the probe that closes it.
-A configured Redis tier that is `down` (its breaker open) also makes it unready.
+Redis is reported but never makes a worker unready: it is an optimisation shared
+by every replica, so failing readiness on it would take them all out of the
+balancer at once while each still answers from its in-process cache.
 """
 
 from __future__ import annotations
@@ -40,8 +42,6 @@ class Readiness:
         reasons = []
         if self._upstream.state is State.OPEN:
             reasons.append("upstream circuit breaker open")
-        if self._shared is not None and self._shared.state == "down":
-            reasons.append("redis unavailable")
         return reasons
 
     def __call__(self, request: Request, _: str) -> bytes:

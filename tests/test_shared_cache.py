@@ -14,6 +14,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 import redis
 import redis.asyncio as aioredis
@@ -439,8 +440,11 @@ async def test_redis_killed_then_restarted(redis_server: RedisProcess) -> None:
         results = await asyncio.gather(*(s.timed(i, name) for name in names[:12] for i in (0, 1)))
         assert {answer.status for answer, _ in results} == {200}
         assert max(elapsed for _, elapsed in results) < timeout
-        for app, _ in s.apps:
+        for app, server in s.apps:
             assert app.shared is not None and app.shared.state == "down"
+            # Redis is an optimisation: reported, but the worker stays ready.
+            ready = await http(server.port, "/readyz")
+            assert ready.status == 200 and orjson.loads(ready.body)["redis"] == "down"
 
         redis_server.start()
         await asyncio.sleep(0.35)
