@@ -178,9 +178,7 @@ class Loader(Generic[K, V]):
             return None
         return Lookup(entry.value, entry.stored_at, entry.fresh_until, "hit")
 
-    def store(
-        self, key: K, value: V, freshness: Freshness, *, fetch_time: float = 0.0
-    ) -> Entry[V]:
+    def store(self, key: K, value: V, freshness: Freshness, *, fetch_time: float = 0.0) -> Entry[V]:
         """Keep a value obtained without `get` (a synchronous composition) as `get` would."""
         now = self._clock()
         fresh_until = now + freshness.ttl
