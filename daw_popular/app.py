@@ -138,7 +138,9 @@ async def start(
     app = build(settings)
     # The access log wraps the router only when on: off, the request path never sees it.
     handler: Handler = app.router if app.access_log is None else app.access_log
-    server = HttpServer(handler, settings.limits())
+    # The fast lane answers cache hits before routing; an access log must see them all.
+    fast = app.service.fast if app.access_log is None else None
+    server = HttpServer(handler, settings.limits(), fast=fast)
     await server.start(settings.host, settings.port, reuse_port=reuse_port)
     if app.metrics is not None:
         app.metrics.attach(server, metrics_dir)

@@ -56,6 +56,9 @@ class Entry(Generic[V]):
     error_until: float
     # How long the fetch took: XFetch's delta, to refresh slow keys earlier.
     fetch_time: float
+    # Until then a hit is a plain fresh hit, too far from expiry for XFetch to fire
+    # (set by the loader; 0.0 sends every hit through the loader's full check).
+    plain_until: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)

@@ -119,8 +119,7 @@ class Loader(Generic[K, V]):
         A hot path may then serve the entry without calling `get`; otherwise it must call
         `get`, or early refresh would never happen for the keys it serves.
         """
-        gap = entry.fresh_until - self._clock()
-        return gap > 0 and gap > entry.fetch_time * self._reach
+        return self._clock() < entry.plain_until
 
     async def get(self, key: K, fetch: Fetch[V]) -> Lookup[V]:
         """The value for `key`, from the cache when it may be served, else from `fetch`."""
@@ -190,6 +189,7 @@ class Loader(Generic[K, V]):
             fresh_until + freshness.stale_while_revalidate,
             fresh_until + freshness.stale_if_error,
             fetch_time,
+            fresh_until - fetch_time * self._reach,
         )
         if entry.stale_until > now or entry.error_until > now:
             self._cache.put(key, entry)

@@ -87,6 +87,12 @@ class Reply:
         """Bytes this answer holds in memory, roughly, for the cache's byte bound."""
         return 2 * (len(self._wire) - self._head_len) + 400
 
+    def wire(self) -> bytes:
+        """The whole answer to a plain GET, as it goes on the wire."""
+        if self._second != responses.DATE.second:
+            self._render()
+        return self._wire
+
     def answer(self, request: Request) -> bytes:
         """The bytes for this request: 200/404, 304 when the ETag matches, or HEAD."""
         if self._second != responses.DATE.second:

@@ -182,6 +182,9 @@ class Request:
 
 
 Handler = Callable[[Request], Result]
+# Raw target of a plain keep-alive HTTP/1.1 GET -> the complete answer, or None to
+# handle the request in full. Skips building a Request and routing: the cache hit.
+FastLane = Callable[[bytes], bytes | None]
 
 
 class HttpError(Exception):
@@ -285,6 +288,7 @@ class HttpProtocol(asyncio.Protocol):
         "_body_bytes",
         "_data",
         "_deadline",
+        "_fast",
         "_flags",
         "_handler",
         "_header_bytes",
@@ -311,6 +315,7 @@ class HttpProtocol(asyncio.Protocol):
         # per-connection state
         self._server = server
         self._handler = server.handler
+        self._fast = server.fast
         self._limits = server.limits
         self._parser = httptools.HttpRequestParser(self)
         self._transport: asyncio.Transport | None = None
@@ -550,6 +555,29 @@ class HttpProtocol(asyncio.Protocol):
 
     def on_message_complete(self) -> None:
         parser = self._parser
+        fast = self._fast
+        # Decide first, then look up: the lane answers only what it can answer in
+        # full and keeps the connection open; everything else takes the full path.
+        if (
+            fast is not None
+            and not self._flags
+            and not self._pending
+            and self._if_none_match is None
+            and self._version == "1.1"
+            and parser.get_method() == b"GET"
+            and parser.should_keep_alive()
+            and self._requests + 1 < self._limits.max_requests_per_connection
+            and not self._shutting_down
+            and not self._writing_paused_since
+            and not self._server.closing
+        ):
+            wire = fast(self._url)
+            if wire is not None:
+                self._requests += 1
+                self._transport.write(wire)  # type: ignore[union-attr]
+                self._phase = Phase.IDLE
+                self._deadline = self._server.now + self._limits.keepalive_timeout
+                return
         url = self._url
         if url[:1] != b"/":
             url = _origin_form(url)
@@ -805,8 +833,15 @@ class ServerStats:
 class HttpServer:
     """Listens, owns the connections, runs the ticker; `handler` answers requests."""
 
-    def __init__(self, handler: Handler, limits: Limits | None = None) -> None:
+    def __init__(
+        self,
+        handler: Handler,
+        limits: Limits | None = None,
+        *,
+        fast: FastLane | None = None,
+    ) -> None:
         self.handler = handler
+        self.fast = fast
         self.limits = limits or Limits()
         self.connections: set[HttpProtocol] = set()
         self.background: set[asyncio.Future[Any]] = set()

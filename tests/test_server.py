@@ -397,3 +397,76 @@ def test_sigterm_stops_the_service_process_with_exit_code_0() -> None:
     finally:
         proc.kill()
         proc.wait()
+
+
+# The fast lane
+
+
+class Lane:
+    """A fast lane that answers one target and records what it was asked."""
+
+    def __init__(self) -> None:
+        self.asked: list[bytes] = []
+
+    def __call__(self, target: bytes) -> bytes | None:
+        self.asked.append(target)
+        if target == b"/hello/cached":
+            return responses.response(200, b"from the lane")
+        return None
+
+
+def make_with_lane(limits: Limits | None = None) -> tuple[Lane, HttpProtocol, FakeTransport]:
+    lane = Lane()
+    router = Router([Route("/hello/{name}", hello), Route("/slow/{name}", slow)])
+    server = HttpServer(router, limits, fast=lane)
+    protocol = HttpProtocol(server)
+    transport = FakeTransport()
+    protocol.connection_made(transport)  # type: ignore[arg-type]
+    return lane, protocol, transport
+
+
+async def test_fast_lane_answers_a_plain_keep_alive_get_without_the_handler() -> None:
+    lane, protocol, transport = make_with_lane()
+    protocol.data_received((GET % b"/hello/cached") + (GET % b"/hello/other"))
+    got = parse_responses(bytes(transport.written))
+    assert [b for _, _, b in got] == [b"from the lane", b"hello other"]
+    assert lane.asked == [b"/hello/cached", b"/hello/other"]
+    assert not transport.closed
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"HEAD /hello/cached HTTP/1.1\r\nHost: t\r\n\r\n",
+        b"GET /hello/cached HTTP/1.1\r\nHost: t\r\nIf-None-Match: *\r\n\r\n",
+        b"GET /hello/cached HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
+        b"GET /hello/cached HTTP/1.0\r\nConnection: keep-alive\r\n\r\n",
+        b"GET /hello/cached HTTP/1.1\r\nHost: t\r\nContent-Length: 1\r\n\r\nx",
+        b"POST /hello/cached HTTP/1.1\r\nHost: t\r\nContent-Length: 0\r\n\r\n",
+    ],
+)
+async def test_fast_lane_leaves_everything_unusual_to_the_full_path(raw: bytes) -> None:
+    """Conditional, HEAD, closing, HTTP/1.0, bodies, other methods: never asked."""
+    lane, protocol, transport = make_with_lane()
+    protocol.data_received(raw)
+    assert lane.asked == []
+    heads = frozenset({0}) if raw.startswith(b"HEAD") else frozenset()
+    ((status, _, _),) = parse_responses(bytes(transport.written), heads=heads)
+    assert status in (200, 405)
+
+
+async def test_fast_lane_waits_its_turn_behind_a_pending_answer() -> None:
+    lane, protocol, transport = make_with_lane()
+    protocol.data_received((GET % b"/slow/0.02") + (GET % b"/hello/cached"))
+    await asyncio.sleep(0.05)
+    got = parse_responses(bytes(transport.written))
+    assert [b for _, _, b in got] == [b"slept 0.02", b"hello cached"]
+    assert lane.asked == [b"/slow/0.02"]  # the second arrived while the first was owed
+
+
+async def test_fast_lane_leaves_the_last_request_of_a_connection_to_the_full_path() -> None:
+    _, protocol, transport = make_with_lane(Limits(max_requests_per_connection=2))
+    protocol.data_received((GET % b"/hello/cached") + (GET % b"/hello/cached"))
+    got = parse_responses(bytes(transport.written))
+    assert [b for _, _, b in got] == [b"from the lane", b"hello cached"]
+    assert got[1][1]["connection"] == "close" and transport.closed

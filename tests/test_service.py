@@ -232,3 +232,20 @@ async def test_upstream_that_never_answers_is_504_within_the_deadline() -> None:
         assert answer.status == 504
         assert asyncio.get_running_loop().time() - began < 0.3 + 0.2
         assert b"timeout" in answer.body.lower() or b"time" in answer.body.lower()
+
+
+async def test_fast_lane_serves_the_cached_bytes_of_the_raw_path_only() -> None:
+    store = Store.generate(seed=8)
+    name = store.users[0]["username"]
+    async with stack(store) as s:
+        first = await s.get(segment(name))
+        path = ("/api/recent_purchases/" + segment(name)).encode()
+        wire = s.app.service.fast(path)
+        assert wire is not None and wire.endswith(first.body)
+        assert s.app.service.fast(path + b"?x=1") is None  # not the key it was stored under
+        assert s.app.service.fast(b"/api/recent_purchases/Nobody.Yet") is None
+        entry = s.app.cache.peek(path)
+        assert entry is not None
+        entry.plain_until = 0.0  # as if XFetch might fire now: the loader must decide
+        assert s.app.service.fast(path) is None
+        assert (await s.get(segment(name))).body == first.body
