@@ -101,7 +101,7 @@ class Settings:
     request_timeout: float = _opt(10.0, "absolute deadline to receive a request", group="limits")
     keepalive_timeout: float = _opt(5.0, "idle keep-alive connections close after", group="limits")
     max_connections: int = _opt(16000, "open client connections per worker", group="limits")
-    max_requests_per_connection: int = _opt(1000, "then the connection closes", group="limits")
+    max_requests_per_connection: int = _opt(100_000, "then the connection closes", group="limits")
     max_request_line: int = _opt(8192, "longest request line (414 beyond)", group="limits")
     max_headers: int = _opt(64, "most header fields (431 beyond)", group="limits")
     max_header_bytes: int = _opt(8192, "largest header field (431 beyond)", group="limits")

@@ -107,8 +107,10 @@ class Limits:
     request_timeout: float = 10.0
     # hypercorn and uvicorn 5 s, also before the first request.
     keepalive_timeout: float = 5.0
-    # nginx keepalive_requests 1000.
-    max_requests_per_connection: int = 1000
+    # nginx keepalive_requests 1000, but nothing here grows per request: the bound
+    # only makes long-lived clients reconnect now and then, so load rebalances across
+    # workers. 1000 made every busy connection reconnect at once under load.
+    max_requests_per_connection: int = 100_000
     # Open file limit here is 20000; leave room for upstream sockets and files.
     max_connections: int = 16000
     # A client that stops reading is dropped once writes were blocked this long.
@@ -295,11 +297,14 @@ class HttpProtocol(asyncio.Protocol):
         "_headers",
         "_hosts",
         "_if_none_match",
+        "_lane_target",
         "_limits",
         "_parser",
         "_pending",
         "_phase",
         "_reading_paused",
+        "_repeat",
+        "_repeat_target",
         "_requests",
         "_server",
         "_shutting_down",
@@ -327,6 +332,11 @@ class HttpProtocol(asyncio.Protocol):
         self._reading_paused = False
         self._shutting_down = False
         self._valid_host = b""  # last Host value that passed validation
+        # The last read that held exactly one request, answered by the fast lane, and
+        # that request's target: the same bytes again parse the same way (see data_received).
+        self._repeat = b""
+        self._repeat_target = b""
+        self._lane_target = b""
         self._data = b""  # the chunk being parsed, for the rare checks that need raw bytes
         self._unparsed = -1  # bytes of an unfinished head so far; -1 outside a head
         # per-request state
@@ -376,6 +386,17 @@ class HttpProtocol(asyncio.Protocol):
         if self._shutting_down:
             # Closing: what follows a final request is never parsed (no second answer).
             return
+        if data == self._repeat and self._phase is Phase.IDLE and self._may_take_lane():
+            # The bytes of a request the lane answered, alone in a read, arriving again at
+            # a message boundary: llhttp and every check would decide as they did then,
+            # so only what can have changed is looked at again (the connection, the cache).
+            wire = self._fast(self._repeat_target)  # type: ignore[misc]
+            if wire is not None:
+                self._answer_fast(wire)
+                return
+        boundary = self._phase is Phase.IDLE
+        requests = self._requests
+        self._lane_target = b""
         self._data = data
         try:
             self._parser.feed_data(data)
@@ -401,6 +422,15 @@ class HttpProtocol(asyncio.Protocol):
         else:
             if self._unparsed >= 0 and self._phase is _READING:
                 self._partial_head(data)
+            elif (
+                boundary
+                and self._lane_target
+                and self._phase is Phase.IDLE
+                and self._requests == requests + 1
+            ):
+                # One read, exactly one request, answered by the lane: remember it.
+                self._repeat = data
+                self._repeat_target = self._lane_target
         self._data = b""
 
     def _partial_head(self, data: bytes) -> None:
@@ -555,28 +585,20 @@ class HttpProtocol(asyncio.Protocol):
 
     def on_message_complete(self) -> None:
         parser = self._parser
-        fast = self._fast
         # Decide first, then look up: the lane answers only what it can answer in
         # full and keeps the connection open; everything else takes the full path.
         if (
-            fast is not None
+            self._may_take_lane()
             and not self._flags
-            and not self._pending
             and self._if_none_match is None
             and self._version == "1.1"
             and parser.get_method() == b"GET"
             and parser.should_keep_alive()
-            and self._requests + 1 < self._limits.max_requests_per_connection
-            and not self._shutting_down
-            and not self._writing_paused_since
-            and not self._server.closing
         ):
-            wire = fast(self._url)
+            wire = self._fast(self._url)  # type: ignore[misc]
             if wire is not None:
-                self._requests += 1
-                self._transport.write(wire)  # type: ignore[union-attr]
-                self._phase = Phase.IDLE
-                self._deadline = self._server.now + self._limits.keepalive_timeout
+                self._lane_target = self._url
+                self._answer_fast(wire)
                 return
         url = self._url
         if url[:1] != b"/":
@@ -630,6 +652,23 @@ class HttpProtocol(asyncio.Protocol):
             self._enqueue(result, keep_alive, request.http_version)
         if not keep_alive:
             raise _Stop
+
+    def _may_take_lane(self) -> bool:
+        """Connection state that lets the fast lane answer: it never closes one."""
+        return (
+            self._fast is not None
+            and not self._pending
+            and self._requests + 1 < self._limits.max_requests_per_connection
+            and not self._shutting_down
+            and not self._writing_paused_since
+            and not self._server.closing
+        )
+
+    def _answer_fast(self, wire: bytes) -> None:
+        self._requests += 1
+        self._transport.write(wire)  # type: ignore[union-attr]
+        self._phase = Phase.IDLE
+        self._deadline = self._server.now + self._limits.keepalive_timeout
 
     def _may_read_on(self, method: str | None) -> bool:
         """Rare cases on a keep-alive request: may the next request be read at all?"""

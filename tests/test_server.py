@@ -470,3 +470,82 @@ async def test_fast_lane_leaves_the_last_request_of_a_connection_to_the_full_pat
     got = parse_responses(bytes(transport.written))
     assert [b for _, _, b in got] == [b"from the lane", b"hello cached"]
     assert got[1][1]["connection"] == "close" and transport.closed
+
+
+class CountingParser:
+    """Wraps the protocol's httptools parser to count the reads it parses."""
+
+    def __init__(self, parser: Any) -> None:
+        self.parser = parser
+        self.fed: list[bytes] = []
+
+    def feed_data(self, data: bytes) -> None:
+        self.fed.append(data)
+        self.parser.feed_data(data)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.parser, name)
+
+
+def counting(protocol: HttpProtocol) -> CountingParser:
+    spy = CountingParser(protocol._parser)
+    protocol._parser = spy
+    return spy
+
+
+async def test_a_repeated_read_the_lane_answered_skips_the_parser() -> None:
+    """Keep-alive clients repeat the same bytes: parsed once, then answered at once."""
+    lane, protocol, transport = make_with_lane()
+    spy = counting(protocol)
+    request = GET % b"/hello/cached"
+    for _ in range(3):
+        protocol.data_received(request)
+    got = parse_responses(bytes(transport.written))
+    assert [b for _, _, b in got] == [b"from the lane"] * 3
+    assert spy.fed == [request]
+    assert lane.asked == [b"/hello/cached"] * 3  # the cache is asked every time
+
+
+async def test_a_repeat_the_lane_declines_is_parsed_and_handled_in_full() -> None:
+    lane, protocol, transport = make_with_lane()
+    spy = counting(protocol)
+    request = GET % b"/hello/cached"
+    protocol.data_received(request)
+    lane.__class__ = type("Declining", (Lane,), {"__call__": lambda self, t: None})
+    protocol.data_received(request)
+    got = parse_responses(bytes(transport.written))
+    assert [b for _, _, b in got] == [b"from the lane", b"hello cached"]
+    assert spy.fed == [request, request]
+
+
+async def test_reads_with_more_than_one_request_or_a_partial_one_are_not_remembered() -> None:
+    _, protocol, transport = make_with_lane()
+    spy = counting(protocol)
+    two = (GET % b"/hello/cached") * 2
+    protocol.data_received(two)
+    protocol.data_received(two)
+    head = (GET % b"/hello/cached") + b"GET /hel"
+    tail = (GET % b"/hello/cached")[len(b"GET /hel") :]
+    protocol.data_received(head)  # ends inside a request
+    protocol.data_received(tail)  # began inside one
+    protocol.data_received(tail)  # not a request at all: refused, never remembered
+    assert spy.fed == [two, two, head, tail, tail]
+    statuses = [s for s, _, _ in parse_responses(bytes(transport.written))]
+    assert statuses == [200] * 6 + [400] and transport.closed
+
+
+async def test_a_repeat_is_parsed_again_while_an_answer_is_owed_or_the_server_closes() -> None:
+    _, protocol, transport = make_with_lane()
+    spy = counting(protocol)
+    request = GET % b"/hello/cached"
+    protocol.data_received(request)
+    protocol.data_received(GET % b"/slow/0.01")
+    protocol.data_received(request)  # behind a pending answer: the full path, in order
+    await asyncio.sleep(0.03)
+    protocol._server.closing = True
+    protocol.data_received(request)  # closing: the full path, which says so
+    got = parse_responses(bytes(transport.written))
+    bodies = [b"from the lane", b"slept 0.01", b"hello cached", b"hello cached"]
+    assert [b for _, _, b in got] == bodies
+    assert got[-1][1]["connection"] == "close"
+    assert spy.fed.count(request) == 3
