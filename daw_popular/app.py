@@ -8,7 +8,7 @@ import signal
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .breaker import CircuitBreaker
 from .cache import Cache
@@ -22,8 +22,10 @@ from .retry import RetryBudget
 from .routing import Route, Router
 from .server import Handler, HttpServer
 from .service import PREFIX, PopularPurchases, username_param
-from .shared import SharedCache
 from .upstream import ClientLimits, UpstreamClient
+
+if TYPE_CHECKING:
+    from .shared import SharedCache
 
 log = logging.getLogger("daw_popular")
 
@@ -80,6 +82,9 @@ def build(settings: Settings) -> App:
     cache: Cache[Any, Any] = Cache(settings.cache_bytes)
     shared = None
     if settings.redis_url:
+        # Imported only when configured: redis-py costs half a second at start-up.
+        from .shared import SharedCache
+
         shared = SharedCache.connect(
             settings.redis_url,
             timeout=settings.redis_timeout,

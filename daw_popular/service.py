@@ -200,15 +200,37 @@ class PopularPurchases:
 
     async def _compose(self, username: str) -> tuple[Reply, Freshness]:
         """The answer, fetching what is missing (runs in its own single-flight task,
-        so a client leaving never cancels it)."""
-        user, ids = await _all(self._user(username), self._product_ids(username))
-        if not user.value:
-            return self._not_found(username, user)
-        product_ids: tuple[int, ...] = ids.value
-        lookups = await _all(
-            *(self._product(pid) for pid in product_ids),
-            *(self._buyers(pid) for pid in product_ids),
-        )
+        so a client leaving never cancels it).
+
+        The second round (products and their buyers) starts as soon as the purchases
+        are known, without waiting for the user lookup: an unknown user has no
+        purchases, so nothing is fetched in vain.
+        """
+        user_wait = asyncio.ensure_future(self._user(username))
+        ids_wait = asyncio.ensure_future(self._product_ids(username))
+        waits = [user_wait, ids_wait]
+        try:
+            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+            if user_wait.done() and not user_wait.result().value:  # a failure raises here
+                ids_wait.cancel()
+                return self._not_found(username, user_wait.result())
+            ids = await ids_wait
+            product_ids: tuple[int, ...] = ids.value
+            second = [asyncio.ensure_future(self._product(pid)) for pid in product_ids]
+            second += [asyncio.ensure_future(self._buyers(pid)) for pid in product_ids]
+            waits += second
+            user = await user_wait
+            if not user.value:
+                for wait in second:
+                    wait.cancel()
+                return self._not_found(username, user)
+            lookups = list(await asyncio.gather(*second))
+        except BaseException:
+            # Cancelling a wait never cancels its fetch (single-flight shields it),
+            # which goes on to fill the cache; only waits nobody would read stop.
+            for wait in waits:
+                wait.cancel()
+            raise
         return self._popular(username, user, ids, lookups)
 
     def _not_found(self, username: str, user: Lookup[Any]) -> tuple[Reply, Freshness]:
@@ -319,21 +341,6 @@ class PopularPurchases:
             lambda: self._api.buyers(product_id),
             lambda _: self._purchases_ttl,
         )
-
-
-async def _all(*calls: Awaitable[Lookup[Any]]) -> list[Lookup[Any]]:
-    """Every lookup, or the first failure with the other waits cancelled.
-
-    Cancelling a wait never cancels its fetch (single-flight shields it), which goes
-    on to fill the cache; only the waiters nobody would read are stopped.
-    """
-    tasks = [asyncio.ensure_future(call) for call in calls]
-    try:
-        return await asyncio.gather(*tasks)
-    except BaseException:
-        for task in tasks:
-            task.cancel()
-        raise
 
 
 def _remaining(data_fresh_until: float, window: float, fresh_until: float) -> float:
