@@ -44,21 +44,35 @@ ENTRY_OVERHEAD = 448
 
 @dataclass(slots=True)
 class Entry(Generic[V]):
-    """A cached value with its cost in bytes and its life times (all on one clock)."""
+    """A cached value with its cost in bytes and its life times (all on one clock).
+
+    The two serve-stale windows are kept as lengths, not end times: most entries
+    share the same configured lengths, so they cost a reference, not a float each.
+    """
 
     value: V
     size: int
     stored_at: float
     fresh_until: float
-    # End of the stale-while-revalidate window: served at once while one refresh runs.
-    stale_until: float
-    # End of the stale-if-error window: served only when a fetch has just failed.
-    error_until: float
+    # Past `fresh_until`: served at once while one refresh runs.
+    stale_window: float
+    # Past `fresh_until`: served only when a fetch has just failed.
+    error_window: float
     # How long the fetch took: XFetch's delta, to refresh slow keys earlier.
     fetch_time: float
     # Until then a hit is a plain fresh hit, too far from expiry for XFetch to fire
     # (set by the loader; 0.0 sends every hit through the loader's full check).
     plain_until: float = 0.0
+
+    @property
+    def stale_until(self) -> float:
+        """End of the stale-while-revalidate window."""
+        return self.fresh_until + self.stale_window
+
+    @property
+    def error_until(self) -> float:
+        """End of the stale-if-error window."""
+        return self.fresh_until + self.error_window
 
 
 @dataclass(frozen=True, slots=True)

@@ -181,15 +181,16 @@ class Loader(Generic[K, V]):
         """Keep a value obtained without `get` (a synchronous composition) as `get` would."""
         now = self._clock()
         fresh_until = now + freshness.ttl
+        delta = fetch_time * self._reach
         entry = Entry(
             value,
             freshness.size,
-            now - freshness.age,
+            now - freshness.age if freshness.age else now,
             fresh_until,
-            fresh_until + freshness.stale_while_revalidate,
-            fresh_until + freshness.stale_if_error,
+            freshness.stale_while_revalidate,
+            freshness.stale_if_error,
             fetch_time,
-            fresh_until - fetch_time * self._reach,
+            fresh_until - delta if delta else fresh_until,
         )
         if entry.stale_until > now or entry.error_until > now:
             self._cache.put(key, entry)

@@ -10,6 +10,7 @@ the inputs are the JSON objects as the upstream sent them, after its shape was c
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -66,7 +67,8 @@ def buyers_newest_first(purchases_of_product: Iterable[Purchase]) -> tuple[str, 
         if when > newest.get(username, when - 1):
             newest[username] = when
     ordered = sorted(newest.items(), key=lambda item: (-item[1], item[0]))
-    return tuple(username for username, _ in ordered)
+    # Interned: a buyer of several cached products is then held once, not once per list.
+    return tuple(sys.intern(username) for username, _ in ordered)
 
 
 def recent(buyers: tuple[str, ...], requester: str) -> list[str]:

@@ -20,7 +20,7 @@ from daw_popular.cache import ENTRY_OVERHEAD, Cache, Entry
 
 
 def entry(size: int, value: object = None) -> Entry[object]:
-    return Entry(value, size, 0.0, 10.0, 20.0, 30.0, 0.1)
+    return Entry(value, size, 0.0, 10.0, 10.0, 20.0, 0.1)
 
 
 def filled(max_bytes: int, keys: str, size: int, *, hot: bool) -> Cache[str, object]:
@@ -46,7 +46,7 @@ def test_entry_overhead_covers_the_measured_cost(count: int) -> None:
             value = b"x" * (i % 200 + 1)
             payload += len(key) + len(value)
             now = i + 0.5
-            cache.put(key, Entry(value, 1, now, now + 30.0, now + 60.0, now + 300.0, i / 1e3))
+            cache.put(key, Entry(value, 1, now, now + 30.0, 30.0, 270.0, i / 1e3))
         for i in range(0, count, 2):
             cache.get(f"user.name{i:07d}")
         per_entry = (tracemalloc.get_traced_memory()[0] - before - payload) / count
