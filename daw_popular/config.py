@@ -108,6 +108,15 @@ class Settings:
     max_head_bytes: int = _opt(32768, "largest request head (431 beyond)", group="limits")
     max_body_bytes: int = _opt(65536, "largest body read and discarded", group="limits")
     send_timeout: float = _opt(10.0, "drop clients that do not read for", group="limits")
+    max_pipelined: int = _opt(
+        128, "answers owed on one connection before it stops reading", group="limits"
+    )
+    max_write_buffer: int = _opt(
+        1024**2,
+        "unsent bytes held for a client that does not read",
+        parse=parse_size,
+        group="limits",
+    )
     shutdown_grace: float = _opt(10.0, "seconds to finish in-flight work on SIGTERM")
 
     redis_url: str = _opt("", "Redis URL for a shared cache (empty: in-process only)")
