@@ -16,7 +16,7 @@ from .config import Settings
 from .dawapi import DawApi
 from .health import Readiness, healthz
 from .logs import AccessLog
-from .metrics import Metrics, UpstreamMeter
+from .metrics import ENDPOINT_ROUTE, Metrics, UpstreamMeter
 from .resilience import GuardedUpstream
 from .retry import RetryBudget
 from .routing import Route, Router
@@ -124,11 +124,16 @@ def build(settings: Settings) -> App:
     )
     router = Router(
         [
-            Route(PREFIX + "{username}", service, converter=username_param),
-            Route("/healthz", metrics.counted("healthz", healthz)),
-            Route("/readyz", metrics.counted("readyz", Readiness(upstream.breaker, shared))),
-            Route("/metrics", metrics.counted("metrics", metrics.handle)),
-        ]
+            Route(PREFIX + "{username}", service, converter=username_param, name=ENDPOINT_ROUTE),
+            Route("/healthz", metrics.counted("healthz", healthz), name="healthz"),
+            Route(
+                "/readyz",
+                metrics.counted("readyz", Readiness(upstream.breaker, shared)),
+                name="readyz",
+            ),
+            Route("/metrics", metrics.counted("metrics", metrics.handle), name="metrics"),
+        ],
+        counts=metrics.routes,
     )
     app = App(settings, client, upstream, cache, service, router, shared, metrics)
     if settings.access_log:

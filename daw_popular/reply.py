@@ -1,4 +1,4 @@
-"""A finished answer for one username, kept as pre-built bytes for the cache-hit path.
+"""A finished answer for one request path, kept as pre-built bytes for the cache-hit path.
 
 The wire bytes carry `Date` and `Age`, which change every second, so they are
 rebuilt at most once a second per answer, on first use in that second; every
@@ -95,8 +95,7 @@ class Reply:
 
     def answer(self, request: Request) -> bytes:
         """The bytes for this request: 200/404, 304 when the ETag matches, or HEAD."""
-        if self._second != responses.DATE.second:
-            self._render()
+        wire = self.wire()
         inm = request.if_none_match
         if inm is not None and self.etag is not None and none_match(inm, self.etag):
             if not self._not_modified:
@@ -104,8 +103,8 @@ class Reply:
                 self._not_modified = responses.head(304, self._headers(), content_length=None)
             return self._not_modified
         if request.method == "HEAD":
-            return self._wire[: self._head_len]
-        return self._wire
+            return wire[: self._head_len]
+        return wire
 
     def _headers(self) -> list[tuple[bytes, bytes]]:
         age = b"%d" % max(0, int(time.monotonic() - self.born))

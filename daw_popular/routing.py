@@ -45,12 +45,22 @@ class Route:
     handler: RouteHandler
     methods: tuple[str, ...] = ("GET", "HEAD")
     converter: Converter = decode_param
+    # The route's label in metrics; the pattern when empty.
+    name: str = ""
 
 
 class Router:
-    """Dispatches a request to its route; is itself a server `Handler`."""
+    """Dispatches a request to its route; is itself a server `Handler`.
 
-    def __init__(self, routes: Iterable[Route]) -> None:
+    `counts`, when given, gets the router's own answers (404, 405, 400) counted by
+    (route name, status), `"unmatched"` for paths no route knows; only those cold
+    branches touch it.
+    """
+
+    def __init__(
+        self, routes: Iterable[Route], *, counts: dict[tuple[str, int], int] | None = None
+    ) -> None:
+        self._counts = counts
         self._exact: dict[bytes, Route] = {}
         self._prefixed: list[tuple[bytes, Route]] = []
         for route in routes:
@@ -66,19 +76,26 @@ class Router:
         exact = self._exact.get(request.path)
         if exact is not None:
             if request.method not in exact.methods:
-                return method_not_allowed(request, exact.methods)
+                return self._refuse(exact, 405, method_not_allowed(request, exact.methods))
             return exact.handler(request, "")
         found = self._match_prefixed(request.path)
         if found is None:
-            return not_found(request)
+            return self._refuse(None, 404, not_found(request))
         route, raw = found
         if request.method not in route.methods:
-            return method_not_allowed(request, route.methods)
+            return self._refuse(route, 405, method_not_allowed(request, route.methods))
         try:
             param = route.converter(raw)
         except BadParameter as exc:
-            return bad_request(request, str(exc))
+            return self._refuse(route, 400, bad_request(request, str(exc)))
         return route.handler(request, param)
+
+    def _refuse(self, route: Route | None, status: int, answer: bytes) -> bytes:
+        counts = self._counts
+        if counts is not None:
+            key = ("unmatched" if route is None else route.name or route.pattern, status)
+            counts[key] = counts.get(key, 0) + 1
+        return answer
 
     def _match_prefixed(self, path: bytes) -> tuple[Route, bytes] | None:
         for prefix, route in self._prefixed:

@@ -283,3 +283,16 @@ def _get(port: int, path: str) -> str:
 def _get_upstream(url: str, path: str) -> str:
     _, port = url.removeprefix("http://").split(":")
     return _get(int(port), path)
+
+
+async def test_the_routers_own_answers_are_counted() -> None:
+    """404 for unknown paths, 405 and 400 on a route: counted without a handler."""
+    async with stack() as (_, _, server):
+        assert (await http(server.port, "/nowhere")).status == 404
+        assert (await http(server.port, "/api/recent_purchases/%zz")).status == 400
+        assert (await http(server.port, "/healthz", method="DELETE")).status == 405
+        values = await scrape(server.port)
+    requests = "daw_popular_requests_total"
+    assert value(values, requests, route="unmatched", status="404") == 1
+    assert value(values, requests, route="recent_purchases", status="400") == 1
+    assert value(values, requests, route="healthz", status="405") == 1
