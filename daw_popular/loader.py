@@ -39,7 +39,7 @@ import time
 from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import dataclass
 from functools import partial
-from typing import Generic, Literal, TypeVar
+from typing import Any, Generic, Literal, Protocol, TypeVar
 
 from daw_popular.cache import Cache, Entry
 from daw_popular.errors import UpstreamError
@@ -73,6 +73,17 @@ class Freshness:
         lowest = min(self.ttl, self.stale_while_revalidate, self.stale_if_error, self.age)
         if lowest < 0 or self.size < 0:
             raise ValueError(f"negative lifetime or size in {self!r}")
+
+
+class Timed(Protocol):
+    """What a caller reads of a value it got: a `Lookup`, or a fresh `Entry`."""
+
+    @property
+    def value(self) -> Any: ...
+    @property
+    def stored_at(self) -> float: ...
+    @property
+    def fresh_until(self) -> float: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,15 +178,15 @@ class Loader(Generic[K, V]):
         if exc is not None:
             self._on_refresh_error(key, exc)
 
-    def fresh(self, key: K) -> Lookup[V] | None:
-        """The entry as a plain hit when `get` would serve it as is, else None; no I/O.
+    def fresh(self, key: K) -> Entry[V] | None:
+        """The entry when `get` would serve it as a plain hit, else None; no I/O.
 
         Lets a caller that needs several values skip every await when all are fresh.
         """
         entry = self._cache.get(key)
-        if entry is None or not self.serves_as_is(entry):
+        if entry is None or self._clock() >= entry.plain_until:
             return None
-        return Lookup(entry.value, entry.stored_at, entry.fresh_until, "hit")
+        return entry
 
     def store(self, key: K, value: V, freshness: Freshness, *, fetch_time: float = 0.0) -> Entry[V]:
         """Keep a value obtained without `get` (a synchronous composition) as `get` would."""

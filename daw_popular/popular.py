@@ -73,7 +73,15 @@ def buyers_newest_first(purchases_of_product: Iterable[Purchase]) -> tuple[str, 
 
 def recent(buyers: tuple[str, ...], requester: str) -> list[str]:
     """The other buyers: `buyers` without the requester (exact match)."""
-    return [username for username in buyers if username != requester]
+    # The requester bought the product, so is almost always here, once: C-level scans
+    # and slices instead of a Python loop over what can be thousands of names.
+    if requester not in buyers:
+        return list(buyers)
+    at = buyers.index(requester)
+    rest = [*buyers[:at], *buyers[at + 1 :]]
+    if requester in rest:  # only if `buyers` was not distinct
+        return [username for username in rest if username != requester]
+    return rest
 
 
 def compose(

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
@@ -28,7 +28,7 @@ from . import popular, responses
 from .cache import ENTRY_OVERHEAD, Cache
 from .dawapi import DawApi
 from .errors import CircuitOpen, Overloaded, ServiceError, UpstreamTimeout
-from .loader import Freshness, Loader, Lookup
+from .loader import Freshness, Loader, Lookup, Timed
 from .metrics import EndpointCounters
 from .reply import Reply
 from .routing import BadParameter
@@ -189,7 +189,7 @@ class PopularPurchases:
         ids = fresh(("purchases", username))
         if ids is None:
             return None
-        lookups: list[Lookup[Any]] = []
+        lookups: list[Timed] = []
         for kind in ("product", "buyers"):
             for pid in ids.value:
                 lookup = fresh((kind, pid))
@@ -233,7 +233,7 @@ class PopularPurchases:
             raise
         return self._popular(username, user, ids, lookups)
 
-    def _not_found(self, username: str, user: Lookup[Any]) -> tuple[Reply, Freshness]:
+    def _not_found(self, username: str, user: Timed) -> tuple[Reply, Freshness]:
         message = f"User with username of '{username}' was not found"
         return self._finish(
             [user],
@@ -247,9 +247,9 @@ class PopularPurchases:
     def _popular(
         self,
         username: str,
-        user: Lookup[Any],
-        ids: Lookup[Any],
-        lookups: list[Lookup[Any]],
+        user: Timed,
+        ids: Timed,
+        lookups: Sequence[Timed],
     ) -> tuple[Reply, Freshness]:
         """`lookups`: each product's object, then each product's buyers, in `ids` order."""
         product_ids: tuple[int, ...] = ids.value
@@ -268,7 +268,7 @@ class PopularPurchases:
         )
 
     def _finish(
-        self, used: list[Lookup[Any]], make: Callable[[int, float], Reply]
+        self, used: Sequence[Timed], make: Callable[[int, float], Reply]
     ) -> tuple[Reply, Freshness]:
         """`make(max_age, born)`, and lifetimes no answer built from `used` may outlast."""
         now = self._clock()
