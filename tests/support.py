@@ -3,9 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
+
+
+def free_port() -> int:
+    """A port nothing listens on right now, for a server the test starts."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 @dataclass(frozen=True)

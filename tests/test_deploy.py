@@ -9,7 +9,6 @@ import json
 import re
 import shlex
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -22,6 +21,7 @@ from urllib.parse import urlsplit
 
 import pytest
 import yaml
+from support import free_port
 
 from daw_popular import config
 from daw_popular.config import Settings
@@ -179,13 +179,6 @@ def test_dockerfile_installs_extras_the_package_defines() -> None:
     extras = set(match.group(1).split(","))
     assert extras == {"redis", "metrics"}
     assert extras <= set(PYPROJECT["project"]["optional-dependencies"])
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def get(port: int, path: str) -> int:

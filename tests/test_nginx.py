@@ -9,7 +9,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -22,6 +21,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 import pytest
+from support import free_port
 
 from daw_popular.sim.routes import USER
 
@@ -44,13 +44,6 @@ def render(template: str, values: dict[str, str]) -> str:
     missing = set(PLACEHOLDER.findall(template)) - set(values)
     assert not missing, f"no value for {sorted(missing)}"
     return PLACEHOLDER.sub(lambda m: values[m.group(1)], template)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 @dataclass(frozen=True, slots=True)

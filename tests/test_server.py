@@ -12,6 +12,7 @@ import time
 from typing import Any
 
 import pytest
+from support import free_port
 
 from daw_popular import responses
 from daw_popular.routing import Route, Router
@@ -367,12 +368,6 @@ async def test_idle_connection_is_closed_by_the_sweeper() -> None:
     assert await reader.read() == b""
     assert 0.1 < time.monotonic() - began < 1.0
     await server.shutdown(1.0)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def test_sigterm_stops_the_service_process_with_exit_code_0() -> None:

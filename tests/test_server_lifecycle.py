@@ -9,7 +9,8 @@ import socket
 import sys
 import time
 
-from test_server import free_port, parse_responses
+from support import free_port
+from test_server import parse_responses
 
 from daw_popular.app import start
 from daw_popular.config import Settings

@@ -6,7 +6,6 @@ import asyncio
 import dataclasses
 import math
 import shutil
-import socket
 import subprocess
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -20,7 +19,7 @@ import redis
 import redis.asyncio as aioredis
 from hypothesis import given
 from hypothesis import strategies as st
-from support import Answer, http
+from support import Answer, free_port, http
 
 from daw_popular import app as service_app
 from daw_popular.app import App
@@ -40,13 +39,6 @@ from daw_popular.shared import (
 from daw_popular.sim import RunningSimulator, Store, start_simulator
 
 REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 class RedisProcess:
