@@ -21,8 +21,9 @@ from .resilience import GuardedUpstream
 from .retry import RetryBudget
 from .routing import Route, Router
 from .server import Handler, HttpServer
-from .service import PREFIX, PopularPurchases, username_param
+from .service import PREFIX, PopularPurchases
 from .upstream import ClientLimits, UpstreamClient
+from .usernames import decode_segment
 
 if TYPE_CHECKING:
     from .shared import SharedCache
@@ -124,7 +125,7 @@ def build(settings: Settings) -> App:
     )
     router = Router(
         [
-            Route(PREFIX + "{username}", service, converter=username_param, name=ENDPOINT_ROUTE),
+            Route(PREFIX + "{username}", service, converter=decode_segment, name=ENDPOINT_ROUTE),
             Route("/healthz", metrics.counted("healthz", healthz), name="healthz"),
             Route(
                 "/readyz",

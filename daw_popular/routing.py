@@ -29,12 +29,12 @@ def decode_param(raw: bytes) -> str:
     """Percent-decode a path segment as UTF-8 (RFC 3986, 2.1); BadParameter if invalid."""
     if b"%" in raw:
         if _BAD_ESCAPE.search(raw) is not None:
-            raise BadParameter("invalid percent-encoding")
+            raise BadParameter("bad percent-encoding (use %XX with two hex digits)")
         raw = unquote_to_bytes(raw)
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError:
-        raise BadParameter("invalid UTF-8") from None
+        raise BadParameter("not valid UTF-8") from None
 
 
 @dataclass(frozen=True, slots=True)

@@ -31,10 +31,8 @@ from .errors import CircuitOpen, Overloaded, ServiceError, UpstreamTimeout
 from .loader import Freshness, Loader, Lookup, Timed
 from .metrics import EndpointCounters
 from .reply import Reply
-from .routing import BadParameter
 from .server import Request, Result
 from .singleflight import SingleFlight
-from .usernames import BadUsername, decode_segment
 
 if TYPE_CHECKING:
     from .shared import SharedCache
@@ -44,14 +42,6 @@ PREFIX = "/api/recent_purchases/"
 # A resource's key is a tuple (kind, id): about this much more than the cache's
 # measured per-entry overhead, which assumes a plain string key.
 _TUPLE_KEY_OVERHEAD = 64
-
-
-def username_param(raw: bytes) -> str:
-    """Route converter: the decoded username, or a 400 for the router."""
-    try:
-        return decode_segment(raw)
-    except BadUsername as exc:
-        raise BadParameter(exc.message) from None
 
 
 class PopularPurchases:

@@ -9,9 +9,10 @@ users). Percent-encoding is decoded everywhere, unreserved characters included
 from __future__ import annotations
 
 import re
-from urllib.parse import quote, unquote_to_bytes
+from urllib.parse import quote
 
 from .errors import ServiceError
+from .routing import BadParameter, decode_param
 
 # Faker usernames are under 40 bytes; 256 leaves room for any real name while keeping
 # cache keys and upstream request lines small (an upstream head over 16 KiB gets 431).
@@ -19,7 +20,6 @@ MAX_USERNAME_BYTES = 256
 
 # Printable ASCII without `%`: the usual name needs no decoding and no further checks.
 _PLAIN = re.compile(rb"[\x20-\x24\x26-\x7e]{0,%d}" % MAX_USERNAME_BYTES).fullmatch
-_BAD_ESCAPE = re.compile(rb"%(?![0-9A-Fa-f]{2})").search
 # C0, DEL and C1: none can be shown or logged safely, and no real name has them.
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]").search
 
@@ -31,8 +31,11 @@ _UPSTREAM_PLAIN = re.compile(r"[A-Za-z0-9\-._~!$&'()*+,;=:@]+").fullmatch
 _DOT_SEGMENTS = {".": "%2E", "..": "%2E%2E"}
 
 
-class BadUsername(ServiceError):
-    """The username in the request path cannot be a name (400 Bad Request)."""
+class BadUsername(ServiceError, BadParameter):
+    """The username in the request path cannot be a name (400 Bad Request).
+
+    A `BadParameter`, so the router answers it as any undecodable path parameter.
+    """
 
     status = 400
 
@@ -41,15 +44,12 @@ def decode_segment(raw: bytes) -> str:
     """The username from the raw path segment after `/api/recent_purchases/`."""
     if _PLAIN(raw) is not None:
         return raw.decode("ascii")
-    if _BAD_ESCAPE(raw) is not None:
-        raise BadUsername("Invalid username: bad percent-encoding (use %XX with two hex digits)")
-    data = unquote_to_bytes(raw)
-    if len(data) > MAX_USERNAME_BYTES:
-        raise BadUsername(f"Invalid username: longer than {MAX_USERNAME_BYTES} bytes")
     try:
-        name = data.decode("utf-8")
-    except UnicodeDecodeError:
-        raise BadUsername("Invalid username: not valid UTF-8") from None
+        name = decode_param(raw)
+    except BadParameter as exc:
+        raise BadUsername(f"Invalid username: {exc}") from None
+    if len(name.encode("utf-8")) > MAX_USERNAME_BYTES:
+        raise BadUsername(f"Invalid username: longer than {MAX_USERNAME_BYTES} bytes")
     if _CONTROL(name) is not None:
         raise BadUsername("Invalid username: contains a control character")
     return name
