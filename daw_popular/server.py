@@ -275,6 +275,9 @@ _FOREIGN_SEEN = 32  # an RTSP/ or ICE/ request line was seen in this head
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 _OWS = (0x20, 0x09)
 _FOREIGN_SCAN = 4096
+# Largest read a connection remembers to answer a repeat of it without parsing:
+# requests are usually well under 1 KiB, and 16,000 connections x 4 KiB stays small.
+_REPEAT_MAX = 4096
 
 # The methods we serve, decoded once; any other closes the connection after its answer.
 _COMMON_METHODS = {b"GET": "GET", b"HEAD": "HEAD"}
@@ -424,6 +427,7 @@ class HttpProtocol(asyncio.Protocol):
                 self._partial_head(data)
             elif (
                 boundary
+                and len(data) <= _REPEAT_MAX
                 and self._lane_target
                 and self._phase is Phase.IDLE
                 and self._requests == requests + 1

@@ -544,3 +544,13 @@ async def test_a_repeat_is_parsed_again_while_an_answer_is_owed_or_the_server_cl
     assert [b for _, _, b in got] == bodies
     assert got[-1][1]["connection"] == "close"
     assert spy.fed.count(request) == 3
+
+
+async def test_a_large_request_is_never_remembered() -> None:
+    """The repeat memo holds at most a few KiB per connection, whatever the client sends."""
+    _, protocol, _ = make_with_lane()
+    spy = counting(protocol)
+    big = b"GET /hello/cached HTTP/1.1\r\nHost: t\r\n" + b"X-Pad: %s\r\n" % (b"p" * 5000) + b"\r\n"
+    protocol.data_received(big)
+    protocol.data_received(big)
+    assert spy.fed == [big, big]
