@@ -69,6 +69,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import enum
+import errno
 import logging
 import re
 import socket
@@ -76,6 +77,7 @@ import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, cast
 
 import httptools
@@ -891,7 +893,7 @@ class HttpServer:
         self.stats = ServerStats()
         self.closing = False
         self.now = time.monotonic()
-        self._servers: list[asyncio.base_events.Server] = []
+        self._listeners: list[_Listener] = []
         self._ticker: asyncio.TimerHandle | None = None
         self._tick_listeners: list[Callable[[float], None]] = []
         self._drained = asyncio.Event()
@@ -915,22 +917,16 @@ class HttpServer:
         reuse_port: bool = False,
         backlog: int = 4096,
     ) -> None:
-        loop = asyncio.get_running_loop()
-        if sock is not None:
-            server = await loop.create_server(
-                lambda: HttpProtocol(self), sock=sock, backlog=backlog
-            )
-        else:
-            server = await loop.create_server(
-                lambda: HttpProtocol(self),
-                host,
-                port,
-                reuse_port=reuse_port or None,
-                backlog=backlog,
-            )
-        if not self._servers:
-            self._port = int(server.sockets[0].getsockname()[1])
-        self._servers.append(server)
+        """Listen on `host:port` (or on `sock`, already bound) and serve."""
+        if sock is None:
+            sock = _bound_socket(host, port, reuse_port=reuse_port)
+        sock.listen(backlog)
+        sock.setblocking(False)
+        listener = _Listener(self, sock)
+        if not self._listeners:
+            self._port = int(sock.getsockname()[1])
+        self._listeners.append(listener)
+        listener.start()
         if self._ticker is None:
             self._tick()
 
@@ -966,8 +962,8 @@ class HttpServer:
         Connections still open after `grace` seconds are aborted.
         """
         self.closing = True
-        for server in self._servers:
-            server.close()
+        for listener in self._listeners:
+            listener.close()
         for conn in list(self.connections):
             conn.shutdown()
         if self.connections:
@@ -975,9 +971,92 @@ class HttpServer:
                 await asyncio.wait_for(self._drained.wait(), grace)
         for conn in list(self.connections):
             conn.abort()
-        for server in self._servers:
-            await server.wait_closed()
         if self._ticker is not None:
             self._ticker.cancel()
         for task in list(self.background):
             task.cancel()
+
+
+# Connections accepted per readiness of a listening socket. libuv accepts one per
+# event loop iteration (libuv PR 3696, 2022): while each iteration serves a thousand
+# busy connections, a burst of new ones would wait an iteration each, seconds in all.
+ACCEPT_BATCH = 512
+# A process out of file descriptors cannot accept; pause rather than spin on it.
+ACCEPT_RETRY_DELAY = 0.1
+_ACCEPT_RESOURCE_ERRORS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
+
+
+class _Listener:
+    """A listening socket drained in batches, each connection handed to uvloop."""
+
+    def __init__(self, server: HttpServer, sock: socket.socket) -> None:
+        self._server = server
+        self._protocol = partial(HttpProtocol, server)
+        self._sock = sock
+        self._loop = asyncio.get_running_loop()
+        self._closed = False
+
+    def start(self) -> None:
+        self._loop.add_reader(self._sock.fileno(), self._accept)
+
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self._loop.remove_reader(self._sock.fileno())
+            self._sock.close()
+
+    def _accept(self) -> None:
+        for _ in range(ACCEPT_BATCH):
+            try:
+                conn, _ = self._sock.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except ConnectionAbortedError:
+                continue
+            except OSError as exc:
+                if exc.errno not in _ACCEPT_RESOURCE_ERRORS:
+                    raise
+                log.warning("cannot accept connections: %s; retrying shortly", exc)
+                self._loop.remove_reader(self._sock.fileno())
+                self._loop.call_later(ACCEPT_RETRY_DELAY, self._resume)
+                return
+            conn.setblocking(False)
+            server = self._server
+            task = self._loop.create_task(
+                self._loop.connect_accepted_socket(self._protocol, sock=conn)
+            )
+            server.background.add(task)
+            task.add_done_callback(_connection_set_up(server, conn))
+
+    def _resume(self) -> None:
+        if not self._closed:
+            self.start()
+
+
+def _connection_set_up(
+    server: HttpServer, conn: socket.socket
+) -> Callable[[asyncio.Future[Any]], None]:
+    def done(task: asyncio.Future[Any]) -> None:
+        server.background.discard(task)
+        if task.cancelled() or task.exception() is not None:
+            # The peer left before its transport existed (or we are shutting down).
+            conn.close()
+
+    return done
+
+
+def _bound_socket(host: str, port: int, *, reuse_port: bool) -> socket.socket:
+    """A TCP socket bound to the first address `host` resolves to (passive)."""
+    family, kind, proto, _, address = socket.getaddrinfo(
+        host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+    )[0]
+    sock = socket.socket(family, kind, proto)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if reuse_port:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        sock.bind(address)
+    except BaseException:
+        sock.close()
+        raise
+    return sock

@@ -554,3 +554,21 @@ async def test_a_large_request_is_never_remembered() -> None:
     protocol.data_received(big)
     protocol.data_received(big)
     assert spy.fed == [big, big]
+
+
+async def test_a_burst_of_new_connections_is_accepted_in_one_go() -> None:
+    """libuv accepts one connection per loop iteration; ours drains the backlog at once.
+
+    Under load an iteration takes milliseconds, so one at a time left the last of a
+    burst of new clients waiting seconds (measured: 5 s for 1,000 at 15k req/s).
+    """
+    server = await start()
+    clients = [socket.create_connection(("127.0.0.1", server.port)) for _ in range(50)]
+    try:
+        for _ in range(3):  # the accept, then the transports' set-up
+            await asyncio.sleep(0)
+        assert len(server.connections) == 50
+    finally:
+        for client in clients:
+            client.close()
+        await server.shutdown(1.0)

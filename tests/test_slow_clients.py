@@ -116,6 +116,7 @@ async def _pipeline_without_reading(limits: Limits, count: int) -> tuple[HttpSer
     await loop.sock_connect(sock, ("127.0.0.1", server.port))
     payload = b"".join(GET % str(i).encode() for i in range(count))
     await loop.sock_sendall(sock, payload)
+    await settle(lambda: server.stats.accepted == 1)  # set up after the kernel's accept
     await settle(lambda: not server.connections)
     sock.close()
     await server.shutdown(1.0)
@@ -182,7 +183,12 @@ async def test_aborted_connections_leave_no_task_fd_or_connection() -> None:
         return responses.response(200, b"hi")
 
     server = await serve(handler=Router([Route("/slow/{x}", slow), Route("/hello/{x}", hello)]))
-    await asyncio.sleep(0.05)
+    # One connection first: libuv opens its reserved descriptor (for EMFILE) once, lazily.
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    writer.write(GET % b"warm")
+    await reader.readuntil(b"hi")
+    writer.close()
+    await settle(lambda: not server.connections)
     tasks_before = len(asyncio.all_tasks())
     fds_before = _fds()
     rng = random.Random(6)
