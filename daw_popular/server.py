@@ -919,7 +919,7 @@ class HttpServer:
     ) -> None:
         """Listen on `host:port` (or on `sock`, already bound) and serve."""
         if sock is None:
-            sock = _bound_socket(host, port, reuse_port=reuse_port)
+            sock = bound_socket(host, port, reuse_port=reuse_port)
         sock.listen(backlog)
         sock.setblocking(False)
         listener = _Listener(self, sock)
@@ -1045,7 +1045,7 @@ def _connection_set_up(
     return done
 
 
-def _bound_socket(host: str, port: int, *, reuse_port: bool) -> socket.socket:
+def bound_socket(host: str, port: int, *, reuse_port: bool) -> socket.socket:
     """A TCP socket bound to the first address `host` resolves to (passive)."""
     family, kind, proto, _, address = socket.getaddrinfo(
         host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE

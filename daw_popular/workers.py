@@ -33,7 +33,6 @@ import multiprocessing
 import os
 import shutil
 import signal
-import socket
 import tempfile
 import time
 from dataclasses import dataclass
@@ -45,6 +44,7 @@ import uvloop
 from . import app as service_app
 from . import metrics
 from .config import Settings
+from .server import bound_socket
 
 log = logging.getLogger("daw_popular.workers")
 
@@ -98,7 +98,8 @@ class Supervisor:
 
     def run(self) -> int:
         signal.pthread_sigmask(signal.SIG_BLOCK, SIGNALS)
-        reserve = _reserve(self.settings.host, self.settings.port)
+        # Bound, never listening: holds the port (and makes port 0 real) for the workers.
+        reserve = bound_socket(self.settings.host, self.settings.port, reuse_port=True)
         self._port = int(reserve.getsockname()[1])
         self._directory = Path(tempfile.mkdtemp(prefix="daw-popular-metrics-"))
         try:
@@ -201,21 +202,6 @@ class Supervisor:
         if self._directory is not None and process.pid is not None:
             with contextlib.suppress(OSError):
                 metrics.retire(self._directory, process.pid)
-
-
-def _reserve(host: str, port: int) -> socket.socket:
-    """A bound, not listening, `SO_REUSEPORT` socket: the port, held for the workers."""
-    infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
-    family, kind, proto, _, address = infos[0]
-    sock = socket.socket(family, kind, proto)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-    try:
-        sock.bind(address)
-    except OSError:
-        sock.close()
-        raise
-    return sock
 
 
 def _worker(settings: Settings, directory: str) -> None:
