@@ -376,7 +376,7 @@ def test_bounds_hold_for_any_schedule(
             assert fn.calls == failures + 1
         assert fn.calls <= 1 + retries
         assert fn.calls - 1 <= allowed
-        assert len(sleeps) == fn.calls - 1
+        assert len(sleeps) == max(0, fn.calls - 1)  # no call at all: no sleep either
 
     uvloop.run(scenario())
     # The fake sleep reads the clock again after `call_with_retries` did; uvloop's
