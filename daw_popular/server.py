@@ -176,14 +176,6 @@ class Request:
         self.if_none_match = if_none_match
         self.body = body
 
-    def header(self, name: bytes) -> bytes | None:
-        """First value of a header, case-insensitive; None when absent."""
-        name = name.lower()
-        for key, value in self.headers:
-            if key.lower() == name:
-                return value
-        return None
-
 
 Handler = Callable[[Request], Result]
 # Raw target of a plain keep-alive HTTP/1.1 GET -> the complete answer, or None to
