@@ -57,7 +57,12 @@ State = Literal["hit", "miss", "stale", "stale-error", "coalesced"]
 _XFETCH_REACH = 53 * math.log(2.0)
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+# The records below are made once or more per upstream call, so they are plain slots
+# classes: a frozen dataclass pays an object.__setattr__ per field (3.6x the cost).
+# Nothing mutates them after construction.
+
+
+@dataclass(slots=True, kw_only=True)
 class Freshness:
     """How long a fetched value may be served, and what it costs to keep (seconds, bytes)."""
 
@@ -86,7 +91,7 @@ class Timed(Protocol):
     def fresh_until(self) -> float: ...
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Lookup(Generic[V]):
     """A value as served, with what a response needs (Age, freshness) and how it was found."""
 
@@ -97,6 +102,47 @@ class Lookup(Generic[V]):
 
 
 Fetch = Callable[[], Awaitable[tuple[V, Freshness]]]
+
+
+@dataclass(slots=True)
+class Flight(Generic[K, V]):
+    """A fetch `Loader.begin` started or joined: the single-flight task filling `key`."""
+
+    key: K
+    task: asyncio.Task[Entry[V]]
+    state: State  # "miss" (this call started the fetch) or "coalesced"
+
+    def landed(self) -> bool:
+        return self.task.done()
+
+
+async def landing(*begun: Lookup[Any] | Flight[Any, Any], first: bool = False) -> None:
+    """Wait until every flight among `begun` has landed, or (`first`) until one is ready.
+
+    Waiting never cancels a flight: a caller that goes away (its client left, its
+    deadline passed) stops waiting while the fetch goes on to fill the cache for
+    everybody else, as with `asyncio.shield`. (This is `asyncio.wait` without its
+    set and per-call checks, which cost as much as the rest of a cold lookup.)
+    """
+    tasks = [b.task for b in begun if isinstance(b, Flight) and not b.task.done()]
+    if not tasks or (first and len(tasks) < len(begun)):
+        return
+    landed = tasks[0].get_loop().create_future()
+    waiting = 1 if first else len(tasks)
+
+    def on_landed(_: asyncio.Task[Any]) -> None:
+        nonlocal waiting
+        waiting -= 1
+        if waiting == 0 and not landed.done():
+            landed.set_result(None)
+
+    for task in tasks:
+        task.add_done_callback(on_landed)
+    try:
+        await landed
+    finally:
+        for task in tasks:
+            task.remove_done_callback(on_landed)
 
 
 class Loader(Generic[K, V]):
@@ -134,6 +180,19 @@ class Loader(Generic[K, V]):
 
     async def get(self, key: K, fetch: Fetch[V]) -> Lookup[V]:
         """The value for `key`, from the cache when it may be served, else from `fetch`."""
+        begun = self.begin(key, fetch)
+        if isinstance(begun, Lookup):
+            return begun
+        await landing(begun)
+        return self.settle(begun)
+
+    def begin(self, key: K, fetch: Fetch[V]) -> Lookup[V] | Flight[K, V]:
+        """What `get` does before it would wait: a `Lookup` the cache serves now, or a `Flight`.
+
+        A hit may start an early refresh (XFetch) and a stale entry a background one,
+        as in `get`. A caller that needs several values begins them all, waits for
+        their flights together (`landing`), then `settle`s each.
+        """
         entry = self._cache.get(key)
         if entry is not None:
             now = self._clock()
@@ -149,21 +208,28 @@ class Loader(Generic[K, V]):
             if now < entry.stale_until:
                 self._refresh(key, fetch)
                 return Lookup(entry.value, entry.stored_at, fresh_until, "stale")
-        return await self._get_now(key, fetch)
-
-    # cold paths
-
-    async def _get_now(self, key: K, fetch: Fetch[V]) -> Lookup[V]:
         state: State = "coalesced" if key in self._flights else "miss"
+        return Flight(key, self._flights.start(key, partial(self._load, key, fetch)), state)
+
+    def settle(self, begun: Lookup[V] | Flight[K, V]) -> Lookup[V]:
+        """The lookup a `begin` came to, once its flight (if any) has landed.
+
+        A flight that failed with an `UpstreamError` falls back to the entry it was
+        to replace while that is within its stale-if-error window; otherwise its
+        exception is raised here.
+        """
+        if isinstance(begun, Lookup):
+            return begun
+        task = begun.task
         try:
-            entry = await self._flights.do(key, partial(self._load, key, fetch))
+            entry = task.result()
         except UpstreamError:
-            # Looked up again after the await: the entry seen before it may be gone.
-            old = self._cache.peek(key)
+            # Looked up again after the flight: the entry seen before it may be gone.
+            old = self._cache.peek(begun.key)
             if old is None or self._clock() >= old.error_until:
                 raise
             return Lookup(old.value, old.stored_at, old.fresh_until, "stale-error")
-        return Lookup(entry.value, entry.stored_at, entry.fresh_until, state)
+        return Lookup(entry.value, entry.stored_at, entry.fresh_until, begun.state)
 
     def _refresh(self, key: K, fetch: Fetch[V]) -> None:
         if key in self._flights:

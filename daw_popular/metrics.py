@@ -27,9 +27,8 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
-import time
 from bisect import bisect_left
-from collections.abc import Awaitable, Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
@@ -201,28 +200,19 @@ class EndpointCounters:
         return sum(self.at_once)
 
 
-class UpstreamMeter:
-    """Wraps an upstream `get_json`: counts calls and errors, times them."""
+class UpstreamCounters:
+    """What the guarded upstream counts per call: calls, errors by kind, durations."""
 
-    __slots__ = ("_call", "calls", "errors", "latency")
+    __slots__ = ("calls", "errors", "latency")
 
-    def __init__(self, call: Callable[[str], Awaitable[Any]]) -> None:
-        self._call = call
+    def __init__(self) -> None:
         self.calls = 0
         self.errors: dict[str, int] = {}
         self.latency = Histogram()
 
-    async def __call__(self, target: str) -> Any:
-        self.calls += 1
-        started = time.perf_counter()
-        try:
-            return await self._call(target)
-        except ServiceError as exc:
-            kind = type(exc).__name__
-            self.errors[kind] = self.errors.get(kind, 0) + 1
-            raise
-        finally:
-            self.latency.observe(time.perf_counter() - started)
+    def failed(self, exc: ServiceError) -> None:
+        kind = type(exc).__name__
+        self.errors[kind] = self.errors.get(kind, 0) + 1
 
 
 class Metrics:
@@ -232,7 +222,7 @@ class Metrics:
         self,
         *,
         endpoint: EndpointCounters,
-        upstream: UpstreamMeter,
+        upstream: UpstreamCounters,
         client: UpstreamClient,
         breakers: Iterable[CircuitBreaker],
         caches: dict[str, Cache[Any, Any]],

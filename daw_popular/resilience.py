@@ -9,10 +9,13 @@ calls x (1 + retries) however the upstream misbehaves.
 from __future__ import annotations
 
 import asyncio
+import time
+from functools import partial
 from typing import Any
 
 from .breaker import CircuitBreaker
-from .errors import UpstreamBadResponse, UpstreamTimeout, UpstreamUnavailable
+from .errors import ServiceError, UpstreamBadResponse, UpstreamTimeout, UpstreamUnavailable
+from .metrics import UpstreamCounters
 from .retry import RetryBudget, call_with_retries
 from .upstream import UpstreamClient, json_body
 
@@ -22,10 +25,11 @@ class UpstreamServerError(UpstreamBadResponse):
 
 
 _UPSTREAM_FAILURES = (UpstreamUnavailable, UpstreamTimeout, UpstreamBadResponse)
+_RETRY_ON = (UpstreamUnavailable, UpstreamTimeout, UpstreamServerError)
 
 
 class GuardedUpstream:
-    """`get_json(target)` through the breaker, with retries inside a time budget."""
+    """`get_json(target)` through the breaker, with retries inside a time budget, counted."""
 
     def __init__(
         self,
@@ -43,6 +47,7 @@ class GuardedUpstream:
         self._retries = retries
         self._read_timeout = read_timeout
         self._deadline = deadline
+        self.counters = UpstreamCounters()
 
     @property
     def breaker(self) -> CircuitBreaker:
@@ -52,29 +57,50 @@ class GuardedUpstream:
     def budget(self) -> RetryBudget:
         return self._budget
 
+    # One call is one pass through every layer below: breaker, counters and the
+    # retry loop are written out here rather than stacked as wrappers (a context
+    # manager and a metering coroutine cost more than the rest of this function).
     async def get_json(self, target: str) -> Any:
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self._deadline
+        counters = self.counters
+        counters.calls += 1
+        started = time.perf_counter()
+        breaker = self._breaker
+        try:
+            ticket = breaker.before_call()  # CircuitOpen: no call at all
+            try:
+                deadline = asyncio.get_running_loop().time() + self._deadline
+                value = await call_with_retries(
+                    partial(self._attempt, target, deadline),
+                    retries=self._retries,
+                    budget=self._budget,
+                    deadline=deadline,
+                    retry_on=_RETRY_ON,
+                )
+            except _UPSTREAM_FAILURES:
+                breaker.record_failure(ticket)
+                raise
+            except BaseException:
+                # Cancelled, or `Overloaded` (our own queue is full, no verdict on the
+                # upstream): the call ends without a verdict.
+                breaker.release(ticket)
+                raise
+            breaker.record_success(ticket)
+            return value
+        except ServiceError as exc:
+            counters.failed(exc)
+            raise
+        finally:
+            counters.latency.observe(time.perf_counter() - started)
 
-        async def attempt() -> Any:
-            remaining = deadline - loop.time()
-            if remaining <= 0:
-                raise UpstreamTimeout(f"upstream GET {target}: no time left in the deadline")
-            # The pool's own retry of a reused connection would be a call outside the
-            # budget: here it is one of the `retries`, like any other.
-            answer = await self._client.get(
-                target, timeout=min(self._read_timeout, remaining), retry_reused=False
-            )
-            if answer.status >= 500:
-                raise UpstreamServerError(f"upstream GET {target}: answered {answer.status}")
-            return json_body(target, answer)
-
-        # `Overloaded` is our own queue being full, not a verdict on the upstream.
-        with self._breaker.guard(_UPSTREAM_FAILURES):
-            return await call_with_retries(
-                attempt,
-                retries=self._retries,
-                budget=self._budget,
-                deadline=deadline,
-                retry_on=(UpstreamUnavailable, UpstreamTimeout, UpstreamServerError),
-            )
+    async def _attempt(self, target: str, deadline: float) -> Any:
+        remaining = deadline - asyncio.get_running_loop().time()
+        if remaining <= 0:
+            raise UpstreamTimeout(f"upstream GET {target}: no time left in the deadline")
+        # The pool's own retry of a reused connection would be a call outside the
+        # budget: here it is one of the `retries`, like any other.
+        answer = await self._client.get(
+            target, timeout=min(self._read_timeout, remaining), retry_reused=False
+        )
+        if answer.status >= 500:
+            raise UpstreamServerError(f"upstream GET {target}: answered {answer.status}")
+        return json_body(target, answer)

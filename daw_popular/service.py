@@ -28,7 +28,7 @@ from . import popular, responses
 from .cache import ENTRY_OVERHEAD, Cache
 from .dawapi import DawApi
 from .errors import CircuitOpen, Overloaded, ServiceError, UpstreamTimeout
-from .loader import Freshness, Loader, Lookup, Timed
+from .loader import Flight, Freshness, Loader, Lookup, Timed, landing
 from .metrics import EndpointCounters
 from .reply import Reply
 from .server import Request, Result
@@ -68,6 +68,13 @@ class PopularPurchases:
         shared: SharedCache | None = None,
     ) -> None:
         self._api = api
+        # The resources by kind: the call that fetches each (see `_fetch`).
+        self._calls: dict[str, Callable[[Any], Awaitable[Any]]] = {
+            "user": api.user_exists,
+            "purchases": api.recent_product_ids,
+            "product": api.product,
+            "buyers": api.buyers,
+        }
         self._shared = shared
         # Plain counters, read by the metrics a few times a second.
         self.counters = EndpointCounters()
@@ -195,34 +202,26 @@ class PopularPurchases:
 
         The second round (products and their buyers) starts as soon as the purchases
         are known, without waiting for the user lookup: an unknown user has no
-        purchases, so nothing is fetched in vain.
+        purchases, so nothing is fetched in vain. Waiting never cancels a fetch
+        (see `landing`): whatever was started goes on to fill the cache.
         """
-        user_wait = asyncio.ensure_future(self._user(username))
-        ids_wait = asyncio.ensure_future(self._product_ids(username))
-        waits = [user_wait, ids_wait]
-        try:
-            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
-            if user_wait.done() and not user_wait.result().value:  # a failure raises here
-                ids_wait.cancel()
-                return self._not_found(username, user_wait.result())
-            ids = await ids_wait
-            product_ids: tuple[int, ...] = ids.value
-            second = [asyncio.ensure_future(self._product(pid)) for pid in product_ids]
-            second += [asyncio.ensure_future(self._buyers(pid)) for pid in product_ids]
-            waits += second
-            user = await user_wait
+        user = self._begin(("user", username))
+        ids = self._begin(("purchases", username))
+        await landing(user, ids, first=True)
+        if isinstance(user, Lookup) or user.landed():  # a failure is raised here
+            user = self._settle(user)
             if not user.value:
-                for wait in second:
-                    wait.cancel()
                 return self._not_found(username, user)
-            lookups = list(await asyncio.gather(*second))
-        except BaseException:
-            # Cancelling a wait never cancels its fetch (single-flight shields it),
-            # which goes on to fill the cache; only waits nobody would read stop.
-            for wait in waits:
-                wait.cancel()
-            raise
-        return self._popular(username, user, ids, lookups)
+        await landing(ids)
+        ids = self._settle(ids)
+        product_ids: tuple[int, ...] = ids.value
+        second = [self._begin(("product", pid)) for pid in product_ids]
+        second += [self._begin(("buyers", pid)) for pid in product_ids]
+        await landing(user, *second)
+        user = self._settle(user)
+        if not user.value:
+            return self._not_found(username, user)
+        return self._popular(username, user, ids, [self._settle(b) for b in second])
 
     def _not_found(self, username: str, user: Timed) -> tuple[Reply, Freshness]:
         message = f"User with username of '{username}' was not found"
@@ -280,21 +279,32 @@ class PopularPurchases:
 
     # the resources, each read through the loader
 
-    async def _resource(
-        self, key: tuple[str, Any], fetch: Callable[[], Awaitable[Any]], ttl: Callable[[Any], float]
-    ) -> Lookup[Any]:
-        async def load() -> tuple[Any, Freshness]:
-            value = await fetch()
-            return value, Freshness(
-                ttl=ttl(value),
-                stale_while_revalidate=self._swr,
-                stale_if_error=self._sie,
-                size=ENTRY_OVERHEAD + _TUPLE_KEY_OVERHEAD + _payload_size(value),
-            )
+    def _begin(self, key: tuple[str, Any]) -> Lookup[Any] | Flight[Any, Any]:
+        begun = self._loader.begin(key, self._through_shared(key, partial(self._fetch, key)))
+        if isinstance(begun, Lookup):
+            self.counters.looked_up(key[0], begun.state)
+        return begun
 
-        lookup = await self._loader.get(key, self._through_shared(key, load))
-        self.counters.looked_up(key[0], lookup.state)
+    def _settle(self, begun: Lookup[Any] | Flight[Any, Any]) -> Lookup[Any]:
+        if isinstance(begun, Lookup):
+            return begun
+        lookup = self._loader.settle(begun)
+        self.counters.looked_up(begun.key[0], lookup.state)
         return lookup
+
+    async def _fetch(self, key: tuple[str, Any]) -> tuple[Any, Freshness]:
+        kind, ident = key
+        value = await self._calls[kind](ident)
+        if kind == "user":
+            ttl = self._user_ttl if value else self._unknown_user_ttl
+        else:
+            ttl = self._product_ttl if kind == "product" else self._purchases_ttl
+        return value, Freshness(
+            ttl=ttl,
+            stale_while_revalidate=self._swr,
+            stale_if_error=self._sie,
+            size=ENTRY_OVERHEAD + _TUPLE_KEY_OVERHEAD + _payload_size(value),
+        )
 
     def _through_shared(
         self, key: tuple[str, Any], fetch: Callable[[], Awaitable[tuple[Any, Freshness]]]
@@ -304,34 +314,6 @@ class PopularPurchases:
         if self._shared is None:
             return fetch
         return partial(self._shared.load, key, fetch)
-
-    def _user(self, username: str) -> Awaitable[Lookup[Any]]:
-        return self._resource(
-            ("user", username),
-            lambda: self._api.user_exists(username),
-            lambda exists: self._user_ttl if exists else self._unknown_user_ttl,
-        )
-
-    def _product_ids(self, username: str) -> Awaitable[Lookup[Any]]:
-        return self._resource(
-            ("purchases", username),
-            lambda: self._api.recent_product_ids(username),
-            lambda _: self._purchases_ttl,
-        )
-
-    def _product(self, product_id: int) -> Awaitable[Lookup[Any]]:
-        return self._resource(
-            ("product", product_id),
-            lambda: self._api.product(product_id),
-            lambda _: self._product_ttl,
-        )
-
-    def _buyers(self, product_id: int) -> Awaitable[Lookup[Any]]:
-        return self._resource(
-            ("buyers", product_id),
-            lambda: self._api.buyers(product_id),
-            lambda _: self._purchases_ttl,
-        )
 
 
 def _remaining(data_fresh_until: float, window: float, fresh_until: float) -> float:

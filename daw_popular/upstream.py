@@ -53,7 +53,7 @@ class ClientLimits:
     idle_timeout: float = 4.0
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # one per upstream answer: not frozen, see loader.Freshness
 class UpstreamResponse:
     """A complete answer: status code and the whole (de-chunked) body."""
 

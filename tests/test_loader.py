@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+from collections.abc import Awaitable, Callable
 
 import pytest
 import uvloop
@@ -12,7 +13,7 @@ from hypothesis import strategies as st
 
 from daw_popular.cache import Cache, Entry
 from daw_popular.errors import UpstreamError, UpstreamTimeout, UpstreamUnavailable
-from daw_popular.loader import Freshness, Loader, Lookup
+from daw_popular.loader import Flight, Freshness, Loader, Lookup, landing
 from daw_popular.singleflight import SingleFlight
 
 T0 = 1000.0
@@ -168,7 +169,7 @@ async def test_stale_is_served_while_the_upstream_fails() -> None:
     s.clock.now += 30
     s.upstream.error = UpstreamUnavailable("connection refused")
     results = await asyncio.gather(*(s.get() for _ in range(10)))
-    assert {r for r in results} == {Lookup("v1", T0, T0 + 10, "stale-error")}
+    assert results == [Lookup("v1", T0, T0 + 10, "stale-error")] * len(results)
     assert s.upstream.calls == 2
 
 
@@ -369,3 +370,109 @@ async def test_a_value_fetched_already_aged_is_backdated() -> None:
 
     lookup = await loader.get("k", fetch)
     assert lookup.stored_at == T0 - 4.0 and lookup.fresh_until == T0 + 10.0
+
+
+# begin / landing / settle: several values fetched together
+
+
+class Keyed:
+    """Fetches per key, each held at its own gate until released."""
+
+    def __init__(self, freshness: Freshness) -> None:
+        self.freshness = freshness
+        self.gates: dict[str, asyncio.Event] = {}
+        self.calls: list[str] = []
+
+    def fetch(self, key: str) -> Callable[[], Awaitable[tuple[str, Freshness]]]:
+        async def fetch() -> tuple[str, Freshness]:
+            self.calls.append(key)
+            await self.gates.setdefault(key, asyncio.Event()).wait()
+            return f"{key}-value", self.freshness
+
+        return fetch
+
+    def release(self, key: str) -> None:
+        self.gates.setdefault(key, asyncio.Event()).set()
+
+
+async def test_begin_answers_a_cached_key_at_once_and_flies_the_rest() -> None:
+    s = Setup(ttl=10.0)
+    await s.get("cached")
+    keyed = Keyed(Freshness(ttl=10.0, size=100))
+    cached = s.loader.begin("cached", keyed.fetch("cached"))
+    assert cached == Lookup("v1", T0, T0 + 10, "hit")
+    first = s.loader.begin("a", keyed.fetch("a"))
+    joined = s.loader.begin("a", keyed.fetch("a"))
+    assert isinstance(first, Flight) and isinstance(joined, Flight)
+    assert (first.state, joined.state) == ("miss", "coalesced")
+    assert first.task is joined.task and not first.landed()
+    keyed.release("a")
+    await landing(first, joined)
+    assert s.loader.settle(first) == Lookup("a-value", T0, T0 + 10, "miss")
+    assert s.loader.settle(joined).state == "coalesced"
+    assert s.loader.settle(cached) is cached
+    assert keyed.calls == ["a"]
+
+
+async def test_landing_waits_for_every_flight_or_for_the_first() -> None:
+    s = Setup()
+    keyed = Keyed(Freshness(ttl=10.0, size=100))
+    a = s.loader.begin("a", keyed.fetch("a"))
+    b = s.loader.begin("b", keyed.fetch("b"))
+    first = asyncio.create_task(landing(a, b, first=True))
+    every = asyncio.create_task(landing(a, b))
+    await asyncio.sleep(0.01)
+    assert not first.done() and not every.done()
+    keyed.release("b")
+    await asyncio.wait_for(first, 1.0)
+    await asyncio.sleep(0.01)
+    assert not every.done()
+    keyed.release("a")
+    await asyncio.wait_for(every, 1.0)
+
+
+async def test_landing_returns_at_once_when_nothing_is_in_flight() -> None:
+    s = Setup()
+    await s.get("cached")
+    keyed = Keyed(Freshness(ttl=10.0, size=100))
+    cached = s.loader.begin("cached", keyed.fetch("cached"))
+    flying = s.loader.begin("a", keyed.fetch("a"))
+    # One value is ready, so the first of the two is already there.
+    await asyncio.wait_for(landing(cached, flying, first=True), 0.1)
+    await asyncio.wait_for(landing(cached), 0.1)
+    await asyncio.wait_for(landing(), 0.1)
+    keyed.release("a")
+    await s.settle()
+
+
+async def test_a_waiter_cancelled_in_landing_never_cancels_the_flight() -> None:
+    s = Setup()
+    keyed = Keyed(Freshness(ttl=10.0, size=100))
+    flight = s.loader.begin("a", keyed.fetch("a"))
+    assert isinstance(flight, Flight)
+    waiter = asyncio.create_task(landing(flight))
+    await asyncio.sleep(0)
+    waiter.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await waiter
+    assert not flight.task.cancelled()
+    keyed.release("a")
+    await s.settle()
+    assert s.loader.settle(flight).value == "a-value"
+    cached = s.cache.peek("a")
+    assert cached is not None and cached.value == "a-value"
+
+
+async def test_settle_falls_back_to_the_old_entry_when_its_flight_fails() -> None:
+    s = Setup(ttl=10.0, sie=60.0)
+    await s.get()
+    s.clock.now += 20
+    s.upstream.error = UpstreamUnavailable("refused")
+    flight = s.loader.begin("k", s.upstream.fetch)
+    await landing(flight)
+    assert s.loader.settle(flight) == Lookup("v1", T0, T0 + 10, "stale-error")
+    s.clock.now += 60  # past stale-if-error: the failure itself comes out
+    flight = s.loader.begin("k", s.upstream.fetch)
+    await landing(flight)
+    with pytest.raises(UpstreamUnavailable):
+        s.loader.settle(flight)

@@ -189,3 +189,17 @@ def test_crash_backoff_grows_and_resets_after_a_stable_run() -> None:
     assert workers.backoff(1) == 0.0
     assert [workers.backoff(n) for n in (2, 3, 4)] == [0.1, 0.2, 0.4]
     assert workers.backoff(50) == workers.BACKOFF_MAX
+
+
+def test_a_serving_process_freezes_its_start_up_objects_and_raises_the_gc_threshold() -> None:
+    """`serve` tunes the collector once started (in a child: it is process-wide)."""
+    probe = (
+        "import gc; from daw_popular.app import GC_THRESHOLDS, tune_gc\n"
+        "assert gc.get_freeze_count() == 0 and gc.get_threshold() != GC_THRESHOLDS\n"
+        "tune_gc()\n"
+        "print(gc.get_freeze_count(), gc.get_threshold() == GC_THRESHOLDS)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=60
+    ).stdout.split()
+    assert int(out[0]) > 1000 and out[1] == "True"
