@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
+import struct
 import time
 from pathlib import Path
 
@@ -167,6 +169,30 @@ async def test_latency_with_jitter_delays_every_answer() -> None:
         reply = await request(sim, get("/api/users"))
         assert reply.status == 200 and time.monotonic() - began >= 0.065
     finally:
+        await sim.close()
+
+
+async def test_a_client_leaving_during_the_latency_leaves_the_simulator_clean() -> None:
+    """The delayed answer is a timer and a future: a client gone before it fires
+    must not make the timer fail on the cancelled future (nothing is logged)."""
+    loop = asyncio.get_running_loop()
+    reports: list[dict[str, object]] = []
+    loop.set_exception_handler(lambda _loop, context: reports.append(context))
+    sim = await started(faults=["*:latency=50"])
+    try:
+        _, writer = await asyncio.open_connection("127.0.0.1", sim.server.port)
+        writer.write(get("/api/users"))
+        await asyncio.sleep(0.01)
+        # Linger 0: the close is a reset, so the simulator drops the pending answer.
+        sock = writer.get_extra_info("socket")
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        writer.transport.abort()
+        await asyncio.sleep(0.1)  # the timer fires after the client left
+        reply = await request(sim, get("/api/users"))
+        assert reply.status == 200
+        assert reports == []
+    finally:
+        loop.set_exception_handler(None)
         await sim.close()
 
 

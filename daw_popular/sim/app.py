@@ -85,8 +85,8 @@ class Simulator:
         if not plan.faults:
             return wire
         delay, fault = plan.roll(result.route)
-        if not delay and fault is None:
-            return wire
+        if fault is None:
+            return _later(delay, wire) if delay else wire
         return self._faulty(result, wire, delay, fault, head_only)
 
     async def _faulty(
@@ -178,6 +178,21 @@ def _padded(body: bytes, size: int) -> bytes:
     pad = max(0, size - len(body) - 14)
     glue = b"," if inner else b""
     return b'{%b%b"padding":"%b"}' % (inner, glue, b"x" * pad)
+
+
+def _later(delay: float, wire: bytes) -> asyncio.Future[bytes]:
+    """`wire`, `delay` seconds from now: a timer and a future, where a coroutine
+    sleeping in a task costs twice the simulator's CPU per delayed answer (and that
+    CPU, spent serially, delays a client's parallel calls behind each other)."""
+    loop = asyncio.get_running_loop()
+    answer: asyncio.Future[bytes] = loop.create_future()
+    loop.call_later(delay, _resolve, answer, wire)
+    return answer
+
+
+def _resolve(answer: asyncio.Future[bytes], wire: bytes) -> None:
+    if not answer.done():  # cancelled: the client went away
+        answer.set_result(wire)
 
 
 async def _return(takeover: Takeover) -> Takeover:
