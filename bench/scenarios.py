@@ -301,6 +301,18 @@ def _upstream_rtt_ms(sim: procs.Proc, username: str, samples: int = 50) -> float
     return statistics.median(uvloop.run(measure()))
 
 
+def _upstream_call_seconds(service: procs.Proc) -> tuple[float, float]:
+    """The service's own count of upstream calls and the seconds they took, so far."""
+    text = procs.raw_get(service.port, "/metrics").decode()
+    totals = {"_sum": 0.0, "_count": 0.0}
+    for line in text.splitlines():
+        name, _, value = line.rpartition(" ")
+        for suffix in totals:
+            if name == "daw_popular_upstream_call_duration_seconds" + suffix:
+                totals[suffix] = float(value)
+    return totals["_sum"], totals["_count"]
+
+
 def cold(ctx: Context) -> dict[str, Any]:
     """Every request a user never seen, 2 ms injected upstream latency."""
     slices = ctx.plan.cold_users
@@ -316,6 +328,7 @@ def cold(ctx: Context) -> dict[str, Any]:
             for c, size in zip(ctx.plan.cold_connections, slices, strict=True):
                 paths = [_path(n) for n in names[start : start + size]]
                 start += size
+                seconds_before, calls_before = _upstream_call_seconds(service)
                 result = _load_run(
                     ctx,
                     f"cold c={c} service",
@@ -323,10 +336,21 @@ def cold(ctx: Context) -> dict[str, Any]:
                     c,
                     paths_file=_write_paths(ctx, f"cold-{c}", paths),
                 )
+                seconds, calls = _upstream_call_seconds(service)
+                calls -= calls_before
+                # An upstream call as the service saw it, under this load: the simulator
+                # shares the load generator's core, and its round trip grows with load.
+                call_ms = 1e3 * (seconds - seconds_before) / calls if calls else 0.0
+                ctx.progress.step(
+                    f"  cold c={c}: {calls / max(1, result.requests):.1f} upstream calls per "
+                    f"answer, {call_ms:.2f} ms each on average"
+                )
                 points.append(
                     {
                         "connections": c,
                         "service": result.as_dict(),
+                        "upstream_calls_per_answer": calls / max(1, result.requests),
+                        "upstream_call_mean_ms": call_ms,
                         "bound_ms": bound,
                         "p50_to_bound": result.p50_ms / bound,
                         "every_user_new": (result.paths_used or 0) <= (result.paths or 0),
