@@ -205,8 +205,10 @@ class PopularPurchases:
         purchases, so nothing is fetched in vain. Waiting never cancels a fetch
         (see `landing`): whatever was started goes on to fill the cache.
         """
-        user = self._begin(("user", username))
+        # The purchases go first: the second round waits for them, not for the user
+        # lookup, and an upstream that serves calls in order then answers them first.
         ids = self._begin(("purchases", username))
+        user = self._begin(("user", username))
         await landing(user, ids, first=True)
         if isinstance(user, Lookup) or user.landed():  # a failure is raised here
             user = self._settle(user)

@@ -111,13 +111,12 @@ def split_url(target: str) -> tuple[str, str | None]:
 
 def _backslashes(target: str) -> tuple[str, bool, bool]:
     """Backslashes before the query become slashes (as browsers do); note `#` and `@`."""
-    split = len(target)
-    for i, char in enumerate(target):
-        if char in "?#":
-            split = i
-            break
+    marks = [i for i in (target.find("?"), target.find("#")) if i >= 0]
+    split = min(marks) if marks else len(target)
     head = target[:split]
-    return head.replace("\\", "/") + target[split:], "#" in target, "@" in head
+    if "\\" in head:
+        head = head.replace("\\", "/")
+    return head + target[split:], "#" in target, "@" in head
 
 
 def parse_query(query: str | None) -> dict[str, str]:
