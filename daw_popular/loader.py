@@ -116,24 +116,35 @@ class Flight(Generic[K, V]):
         return self.task.done()
 
 
-async def landing(*begun: Lookup[Any] | Flight[Any, Any], first: bool = False) -> None:
-    """Wait until every flight among `begun` has landed, or (`first`) until one is ready.
+async def landing(
+    *begun: Lookup[Any] | Flight[Any, Any],
+    first: bool = False,
+    until: Callable[[Flight[Any, Any]], object] | None = None,
+) -> None:
+    """Wait until every flight among `begun` has landed, or (`first`) until one is ready,
+    or until a flight lands for which `until(flight)` is true.
 
     Waiting never cancels a flight: a caller that goes away (its client left, its
     deadline passed) stops waiting while the fetch goes on to fill the cache for
     everybody else, as with `asyncio.shield`. (This is `asyncio.wait` without its
     set and per-call checks, which cost as much as the rest of a cold lookup.)
     """
-    tasks = [b.task for b in begun if isinstance(b, Flight) and not b.task.done()]
+    flights = [b for b in begun if isinstance(b, Flight)]
+    if until is not None and any(f.landed() and until(f) for f in flights):
+        return
+    tasks = [f.task for f in flights if not f.landed()]
     if not tasks or (first and len(tasks) < len(begun)):
         return
     landed = tasks[0].get_loop().create_future()
     waiting = 1 if first else len(tasks)
+    by_task = {f.task: f for f in flights} if until is not None else {}
 
-    def on_landed(_: asyncio.Task[Any]) -> None:
+    def on_landed(task: asyncio.Task[Any]) -> None:
         nonlocal waiting
         waiting -= 1
-        if waiting == 0 and not landed.done():
+        if landed.done():
+            return
+        if waiting == 0 or (until is not None and until(by_task[task])):
             landed.set_result(None)
 
     for task in tasks:
@@ -230,6 +241,19 @@ class Loader(Generic[K, V]):
                 raise
             return Lookup(old.value, old.stored_at, old.fresh_until, "stale-error")
         return Lookup(entry.value, entry.stored_at, entry.fresh_until, begun.state)
+
+    def failure(self, flight: Flight[K, V]) -> BaseException | None:
+        """What `settle` would raise for a landed flight: its failure when nothing stale
+        may stand in for it (see `settle`), else None."""
+        task = flight.task
+        if task.cancelled():
+            return asyncio.CancelledError()
+        error = task.exception()
+        if isinstance(error, UpstreamError):
+            old = self._cache.peek(flight.key)
+            if old is not None and self._clock() < old.error_until:
+                return None
+        return error
 
     def _refresh(self, key: K, fetch: Fetch[V]) -> None:
         if key in self._flights:

@@ -219,7 +219,12 @@ class PopularPurchases:
         product_ids: tuple[int, ...] = ids.value
         second = [self._begin(("product", pid)) for pid in product_ids]
         second += [self._begin(("buyers", pid)) for pid in product_ids]
-        await landing(user, *second)
+        # A failure with nothing stale to stand in for it ends the wait at once.
+        failure = self._loader.failure
+        await landing(user, *second, until=failure)
+        for begun in (user, *second):
+            if isinstance(begun, Flight) and begun.landed() and (error := failure(begun)):
+                raise error
         user = self._settle(user)
         if not user.value:
             return self._not_found(username, user)

@@ -476,3 +476,37 @@ async def test_settle_falls_back_to_the_old_entry_when_its_flight_fails() -> Non
     await landing(flight)
     with pytest.raises(UpstreamUnavailable):
         s.loader.settle(flight)
+
+
+async def test_landing_until_stops_at_the_first_flight_that_meets_it() -> None:
+    s = Setup()
+    keyed = Keyed(Freshness(ttl=10.0, size=100))
+    a = s.loader.begin("a", keyed.fetch("a"))
+    b = s.loader.begin("b", keyed.fetch("b"))
+    every = asyncio.create_task(landing(a, b, until=lambda flight: flight.key == "b"))
+    keyed.release("a")
+    await asyncio.sleep(0.01)
+    assert not every.done(), "a landed, but it does not meet `until`"
+    keyed.release("b")
+    await asyncio.wait_for(every, 1.0)
+    # Already met when called: no wait at all.
+    await asyncio.wait_for(landing(a, b, until=lambda flight: flight.key == "a"), 0.1)
+
+
+async def test_failure_is_what_settle_would_raise() -> None:
+    s = Setup(ttl=10.0, sie=60.0)
+    s.upstream.error = UpstreamUnavailable("refused")
+    cold = s.loader.begin("cold", s.upstream.fetch)
+    await landing(cold)
+    assert isinstance(cold, Flight) and s.loader.failure(cold) is s.upstream.error
+    s.upstream.error = None
+    await s.get("k")
+    s.clock.now += 20
+    s.upstream.error = UpstreamUnavailable("refused again")
+    stale = s.loader.begin("k", s.upstream.fetch)
+    await landing(stale)
+    assert isinstance(stale, Flight) and s.loader.failure(stale) is None  # stale-if-error
+    s.upstream.error = None
+    fine = s.loader.begin("other", s.upstream.fetch)
+    await landing(fine)
+    assert isinstance(fine, Flight) and s.loader.failure(fine) is None

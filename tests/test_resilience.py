@@ -438,6 +438,18 @@ async def test_a_failed_fan_out_leaves_no_orphan_waiters() -> None:
         assert s.app.cache.peek(("purchases", name)) is not None, "the fetch still fills the cache"
 
 
+async def test_a_failure_in_the_second_round_is_answered_without_waiting_for_the_rest() -> None:
+    """A product that fails (and has nothing stale) ends the answer; slow buyers do not hold it."""
+    async with stack(read_timeout=1.0, deadline=2.0) as s:
+        name = buyers(s.store)[0]
+        s.faults("product:status=500", "by_product:latency=400")
+        answer, took = await s.timed(name)
+        assert answer.status == 502 and took < 0.3, (answer.status, took)
+        await settle(s, 0.6)
+        first = next(p["productId"] for p in s.store.purchases if p["username"] == name)
+        assert s.app.cache.peek(("buyers", first)) is not None, "buyers still fill the cache"
+
+
 async def test_stale_while_revalidate_serves_at_once_with_one_refresh_per_resource() -> None:
     async with stack(stale_while_revalidate=5.0) as s:
         name = buyers(s.store)[0]
