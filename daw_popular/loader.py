@@ -120,9 +120,10 @@ async def landing(
     *begun: Lookup[Any] | Flight[Any, Any],
     first: bool = False,
     until: Callable[[Flight[Any, Any]], object] | None = None,
-) -> None:
+) -> Flight[Any, Any] | None:
     """Wait until every flight among `begun` has landed, or (`first`) until one is ready,
-    or until a flight lands for which `until(flight)` is true.
+    or until a flight lands that failed and for which `until(flight)` is true: that
+    flight is returned (else None).
 
     Waiting never cancels a flight: a caller that goes away (its client left, its
     deadline passed) stops waiting while the fetch goes on to fill the cache for
@@ -130,12 +131,14 @@ async def landing(
     set and per-call checks, which cost as much as the rest of a cold lookup.)
     """
     flights = [b for b in begun if isinstance(b, Flight)]
-    if until is not None and any(f.landed() and until(f) for f in flights):
-        return
+    if until is not None:
+        for flight in flights:
+            if flight.landed() and _failed(flight.task) and until(flight):
+                return flight
     tasks = [f.task for f in flights if not f.landed()]
     if not tasks or (first and len(tasks) < len(begun)):
-        return
-    landed = tasks[0].get_loop().create_future()
+        return None
+    landed: asyncio.Future[Flight[Any, Any] | None] = tasks[0].get_loop().create_future()
     waiting = 1 if first else len(tasks)
     by_task = {f.task: f for f in flights} if until is not None else {}
 
@@ -144,16 +147,22 @@ async def landing(
         waiting -= 1
         if landed.done():
             return
-        if waiting == 0 or (until is not None and until(by_task[task])):
+        if until is not None and _failed(task) and until(flight := by_task[task]):
+            landed.set_result(flight)
+        elif waiting == 0:
             landed.set_result(None)
 
     for task in tasks:
         task.add_done_callback(on_landed)
     try:
-        await landed
+        return await landed
     finally:
         for task in tasks:
             task.remove_done_callback(on_landed)
+
+
+def _failed(task: asyncio.Task[Any]) -> bool:
+    return task.cancelled() or task.exception() is not None
 
 
 class Loader(Generic[K, V]):

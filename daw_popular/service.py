@@ -24,6 +24,8 @@ from collections.abc import Awaitable, Callable, Sequence
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
+import orjson
+
 from . import popular, responses
 from .cache import ENTRY_OVERHEAD, Cache
 from .dawapi import DawApi
@@ -220,11 +222,11 @@ class PopularPurchases:
         second = [self._begin(("product", pid)) for pid in product_ids]
         second += [self._begin(("buyers", pid)) for pid in product_ids]
         # A failure with nothing stale to stand in for it ends the wait at once.
-        failure = self._loader.failure
-        await landing(user, *second, until=failure)
-        for begun in (user, *second):
-            if isinstance(begun, Flight) and begun.landed() and (error := failure(begun)):
-                raise error
+        failed = await landing(user, *second, until=self._loader.failure)
+        if failed is not None:
+            error = self._loader.failure(failed)
+            assert error is not None  # nothing awaited since `landing` saw it
+            raise error
         user = self._settle(user)
         if not user.value:
             return self._not_found(username, user)
@@ -332,7 +334,7 @@ def _payload_size(value: Any) -> int:
     if isinstance(value, tuple):
         return 8 * len(value) + sum(len(item) if isinstance(item, str) else 0 for item in value)
     if isinstance(value, dict):
-        return 64 * len(value) + sum(len(str(v)) for v in value.values())
+        return 64 * len(value) + len(orjson.dumps(value))
     return 0
 
 

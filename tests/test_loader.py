@@ -488,9 +488,16 @@ async def test_landing_until_stops_at_the_first_flight_that_meets_it() -> None:
     await asyncio.sleep(0.01)
     assert not every.done(), "a landed, but it does not meet `until`"
     keyed.release("b")
-    await asyncio.wait_for(every, 1.0)
+    assert await asyncio.wait_for(every, 1.0) is None, "b landed well: `until` is for failures"
+    s.upstream.error = UpstreamUnavailable("refused")
+    c = s.loader.begin("c", s.upstream.fetch)
+    d = s.loader.begin("d", keyed.fetch("d"))
+    stopped = await asyncio.wait_for(landing(c, d, until=lambda flight: flight.key == "c"), 1.0)
+    assert stopped is c and not d.landed()  # type: ignore[union-attr]
     # Already met when called: no wait at all.
-    await asyncio.wait_for(landing(a, b, until=lambda flight: flight.key == "a"), 0.1)
+    assert await asyncio.wait_for(landing(d, c, until=lambda f: f.key == "c"), 0.1) is c
+    keyed.release("d")
+    await s.settle()
 
 
 async def test_failure_is_what_settle_would_raise() -> None:
