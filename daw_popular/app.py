@@ -196,18 +196,20 @@ async def run_until_stopped(
 async def serve(
     settings: Settings, *, reuse_port: bool = False, metrics_dir: str | Path | None = None
 ) -> None:
-    app, server = await start(settings, reuse_port=reuse_port, metrics_dir=metrics_dir)
+    # Before listening: once a client can connect it may also send SIGTERM, and the
+    # handler for it is installed only after `start` (a full collection takes a while).
     tune_gc()
+    app, server = await start(settings, reuse_port=reuse_port, metrics_dir=metrics_dir)
     log.info("daw-popular listening on http://%s:%d/", settings.host, server.port)
     await run_until_stopped(server, settings.shutdown_grace, on_stop=app.close)
 
 
 def tune_gc() -> None:
-    """For a serving process, once started: see `GC_THRESHOLDS`.
+    """For a serving process, before it builds the app: see `GC_THRESHOLDS`.
 
-    `gc.freeze()` moves everything alive now (modules, classes, the app) to the
-    permanent generation, so no collection ever scans it again; it is still freed
-    by reference counting if it dies.
+    `gc.freeze()` moves everything alive now (every module, class and function the
+    service imported) to the permanent generation, so no collection ever scans it
+    again; it is still freed by reference counting if it dies.
     """
     gc.collect()
     gc.freeze()
