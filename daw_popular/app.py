@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import logging
 import signal
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -30,6 +31,8 @@ if TYPE_CHECKING:
     from .shared import SharedCache
 
 log = logging.getLogger("daw_popular")
+
+_STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
 # The cycle collector, tuned for a cache server (measured in bench/README.md).
 # CPython's young generation is collected every 700 net new container objects; a
@@ -169,22 +172,29 @@ async def start(
     return app, server
 
 
-async def run_until_stopped(
-    server: HttpServer,
-    grace: float,
-    *,
-    on_stop: Callable[[], Any] | None = None,
-) -> None:
-    """Serve until SIGTERM or SIGINT, then shut down gracefully within `grace` seconds."""
+@contextlib.contextmanager
+def stop_signals() -> Iterator[asyncio.Event]:
+    """An event that SIGTERM or SIGINT sets while inside; back to the defaults on leaving,
+    so a second signal during the graceful shutdown that follows stops at once.
+
+    Enter it before listening: a client that can connect can also be the one that
+    sends the signal, and a signal before the handler is there kills the process.
+    """
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
+    for sig in _STOP_SIGNALS:
         loop.add_signal_handler(sig, stop.set)
     try:
-        await stop.wait()
+        yield stop
     finally:
-        for sig in (signal.SIGTERM, signal.SIGINT):
+        for sig in _STOP_SIGNALS:
             loop.remove_signal_handler(sig)
+
+
+async def shut_down(
+    server: HttpServer, grace: float, *, on_stop: Callable[[], Any] | None = None
+) -> None:
+    """Stop `server` gracefully within `grace` seconds, then `on_stop()`."""
     log.info("shutting down (grace %.1f s)", grace)
     await server.shutdown(grace)
     if on_stop is not None:
@@ -196,12 +206,13 @@ async def run_until_stopped(
 async def serve(
     settings: Settings, *, reuse_port: bool = False, metrics_dir: str | Path | None = None
 ) -> None:
-    # Before listening: once a client can connect it may also send SIGTERM, and the
-    # handler for it is installed only after `start` (a full collection takes a while).
+    """Serve until SIGTERM or SIGINT, then shut down gracefully."""
     tune_gc()
-    app, server = await start(settings, reuse_port=reuse_port, metrics_dir=metrics_dir)
-    log.info("daw-popular listening on http://%s:%d/", settings.host, server.port)
-    await run_until_stopped(server, settings.shutdown_grace, on_stop=app.close)
+    with stop_signals() as stop:
+        app, server = await start(settings, reuse_port=reuse_port, metrics_dir=metrics_dir)
+        log.info("daw-popular listening on http://%s:%d/", settings.host, server.port)
+        await stop.wait()
+    await shut_down(server, settings.shutdown_grace, on_stop=app.close)
 
 
 def tune_gc() -> None:

@@ -31,22 +31,24 @@ def example_users(store: Store, count: int = 3) -> list[str]:
 
 async def run(args: argparse.Namespace) -> None:
     store = Store.generate(seed=args.seed, users=args.users, products=args.products)
-    sim = await start_simulator(store, host=args.host, port=args.sim_port)
-    settings = dataclasses.replace(Settings(), host=args.host, port=args.port, upstream=sim.url)
-    app, server = await service_app.start(settings)
-    base = f"http://{args.host}:{server.port}/api/recent_purchases/"
-    lines = [
-        f"simulator (upstream): {sim.url}/api/users",
-        f"service:              http://{args.host}:{server.port}/",
-        "try:",
-        *(f"  curl -i {base}{quote(name, safe='')}" for name in example_users(store)),
-        f"  curl -i {base}No.Such.User   (unknown user: 404)",
-        "Ctrl-C stops both.",
-    ]
-    print("\n".join(lines), flush=True)
+    with service_app.stop_signals() as stopping:
+        sim = await start_simulator(store, host=args.host, port=args.sim_port)
+        settings = dataclasses.replace(Settings(), host=args.host, port=args.port, upstream=sim.url)
+        app, server = await service_app.start(settings)
+        base = f"http://{args.host}:{server.port}/api/recent_purchases/"
+        lines = [
+            f"simulator (upstream): {sim.url}/api/users",
+            f"service:              http://{args.host}:{server.port}/",
+            "try:",
+            *(f"  curl -i {base}{quote(name, safe='')}" for name in example_users(store)),
+            f"  curl -i {base}No.Such.User   (unknown user: 404)",
+            "Ctrl-C stops both.",
+        ]
+        print("\n".join(lines), flush=True)
+        await stopping.wait()
 
     async def stop() -> None:
         await app.close()
         await sim.close()
 
-    await service_app.run_until_stopped(server, settings.shutdown_grace, on_stop=stop)
+    await service_app.shut_down(server, settings.shutdown_grace, on_stop=stop)

@@ -9,9 +9,11 @@ import socket
 import sys
 import time
 
+import pytest
 from support import free_port
 from test_server import parse_responses
 
+from daw_popular import app as service_app
 from daw_popular.app import start
 from daw_popular.config import Settings
 from daw_popular.sim import Store, start_simulator
@@ -137,3 +139,22 @@ async def test_sigterm_under_load_finishes_inflight_refuses_new_and_exits_0() ->
             proc.kill()
             await proc.wait()
         await sim.close()
+
+
+async def test_serve_has_its_signal_handlers_before_it_listens(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A client that can connect can also send SIGTERM: it must find the handler there."""
+    before = signal.getsignal(signal.SIGTERM)
+    seen: list[object] = []
+
+    async def start(settings: Settings, **options: object) -> None:
+        seen.append(signal.getsignal(signal.SIGTERM))
+        raise RuntimeError("stop before listening")
+
+    monkeypatch.setattr(service_app, "start", start)
+    monkeypatch.setattr(service_app, "tune_gc", lambda: None)
+    with pytest.raises(RuntimeError, match="stop before listening"):
+        await service_app.serve(Settings(port=0))
+    assert seen and seen[0] not in (before, signal.SIG_DFL, None)
+    assert signal.getsignal(signal.SIGTERM) == before
