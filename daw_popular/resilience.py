@@ -57,35 +57,23 @@ class GuardedUpstream:
     def budget(self) -> RetryBudget:
         return self._budget
 
-    # Breaker and counters are written out here rather than stacked as wrappers
-    # around the call: measured, `with breaker.guard()` costs 1.3 us a call, about
-    # what the rest of this function costs, and a metering coroutine 0.3 us more.
     async def get_json(self, target: str) -> Any:
+        # Counted here rather than by a wrapping coroutine: one layer less per call.
         counters = self.counters
         counters.calls += 1
         started = time.perf_counter()
-        breaker = self._breaker
         try:
-            ticket = breaker.before_call()  # CircuitOpen: no call at all
-            try:
+            # CircuitOpen: no call at all. `Overloaded` (our own queue is full) and a
+            # cancellation end the call without a verdict on the upstream.
+            with self._breaker.guard(_UPSTREAM_FAILURES):
                 deadline = asyncio.get_running_loop().time() + self._deadline
-                value = await call_with_retries(
+                return await call_with_retries(
                     partial(self._attempt, target, deadline),
                     retries=self._retries,
                     budget=self._budget,
                     deadline=deadline,
                     retry_on=_RETRY_ON,
                 )
-            except _UPSTREAM_FAILURES:
-                breaker.record_failure(ticket)
-                raise
-            except BaseException:
-                # Cancelled, or `Overloaded` (our own queue is full, no verdict on the
-                # upstream): the call ends without a verdict.
-                breaker.release(ticket)
-                raise
-            breaker.record_success(ticket)
-            return value
         except ServiceError as exc:
             counters.failed(exc)
             raise
