@@ -4,7 +4,8 @@ Theory of operation (after groupcache's singleflight package)
 -------------------------------------------------------------
 The first caller for a key starts ``fn()`` in a task of its own and files it in a dict,
 which is also the strong reference that keeps the task alive until it is done. Every
-caller, the first one included, awaits that task through ``asyncio.shield``: a caller
+caller, the first one included, gets that task and must wait for it without awaiting
+it directly (``asyncio.shield``, or ``Loader.landing`` for several at once): a caller
 that goes away (client disconnected, deadline hit) stops waiting but never cancels the
 fetch, so the others still get its result, or its exception, the same object for all.
 When the task finishes its done callback removes the key, so a call after completion
@@ -39,7 +40,7 @@ class SingleFlight(Generic[K, V]):
 
     def __init__(self) -> None:
         self._tasks: dict[K, asyncio.Task[V]] = {}
-        self.calls = 0  # do() and start() calls
+        self.calls = 0  # start() calls
         self.deduped = 0  # of those, the ones that joined a running task
 
     def __contains__(self, key: K) -> bool:
@@ -50,10 +51,6 @@ class SingleFlight(Generic[K, V]):
     @property
     def in_flight(self) -> int:
         return len(self._tasks)
-
-    async def do(self, key: K, fn: Callable[[], Awaitable[V]]) -> V:
-        """The outcome of the running call for `key`, or of `fn()` started now."""
-        return await asyncio.shield(self.start(key, fn))
 
     def start(self, key: K, fn: Callable[[], Awaitable[V]]) -> asyncio.Task[V]:
         """The running task for `key`, or a new one running `fn()`; never a second one."""

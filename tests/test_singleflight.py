@@ -38,10 +38,17 @@ async def settle() -> None:
         await asyncio.sleep(0)
 
 
+async def do(
+    flights: SingleFlight[str, object], key: str, fn: Callable[[], Awaitable[object]]
+) -> object:
+    """A caller as the loader is one: it joins the call and waits without cancelling it."""
+    return await asyncio.shield(flights.start(key, fn))
+
+
 def callers(
     flights: SingleFlight[str, object], fn: Callable[[], Awaitable[object]], n: int
 ) -> list[asyncio.Task[object]]:
-    return [asyncio.create_task(flights.do("k", fn)) for _ in range(n)]
+    return [asyncio.create_task(do(flights, "k", fn)) for _ in range(n)]
 
 
 async def test_concurrent_callers_share_one_call() -> None:
@@ -120,8 +127,8 @@ async def test_a_call_after_completion_fetches_again() -> None:
     flights: SingleFlight[str, object] = SingleFlight()
     fn = Gated()
     fn.gate.set()
-    assert await flights.do("k", fn) == "value"
-    assert await flights.do("k", fn) == "value"
+    assert await do(flights, "k", fn) == "value"
+    assert await do(flights, "k", fn) == "value"
     assert fn.calls == 2
     assert flights.statistics() == FlightStatistics(calls=2, deduped=0, in_flight=0)
 
@@ -129,8 +136,8 @@ async def test_a_call_after_completion_fetches_again() -> None:
 async def test_keys_are_independent() -> None:
     flights: SingleFlight[str, object] = SingleFlight()
     fn = Gated()
-    one = asyncio.create_task(flights.do("a", fn))
-    two = asyncio.create_task(flights.do("b", fn))
+    one = asyncio.create_task(do(flights, "a", fn))
+    two = asyncio.create_task(do(flights, "b", fn))
     await settle()
     assert fn.calls == 2 and flights.in_flight == 2
     fn.gate.set()
@@ -143,7 +150,7 @@ async def test_start_never_starts_a_second_task() -> None:
     fn = Gated()
     task = flights.start("k", fn)
     assert flights.start("k", fn) is task
-    waiter = asyncio.create_task(flights.do("k", fn))
+    waiter = asyncio.create_task(do(flights, "k", fn))
     await settle()
     fn.gate.set()
     assert await waiter == "value" and await task == "value"
@@ -193,7 +200,7 @@ async def test_cancelled_task_cancels_its_waiters_only() -> None:
     flights: SingleFlight[str, object] = SingleFlight()
     fn = Gated()
     task = flights.start("k", fn)
-    waiter = asyncio.create_task(flights.do("k", fn))
+    waiter = asyncio.create_task(do(flights, "k", fn))
     await settle()
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
