@@ -47,6 +47,7 @@ from daw_popular.singleflight import SingleFlight
 
 K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
+T = TypeVar("T")
 
 State = Literal["hit", "miss", "stale", "stale-error", "coalesced"]
 
@@ -119,11 +120,11 @@ class Flight(Generic[K, V]):
 async def landing(
     *begun: Lookup[Any] | Flight[Any, Any],
     first: bool = False,
-    until: Callable[[Flight[Any, Any]], object] | None = None,
-) -> Flight[Any, Any] | None:
+    until: Callable[[Flight[Any, Any]], T | None] | None = None,
+) -> T | None:
     """Wait until every flight among `begun` has landed, or (`first`) until one is ready,
-    or until a flight lands that failed and for which `until(flight)` is true: that
-    flight is returned (else None).
+    or until a flight lands that failed and for which `until(flight)` answers something:
+    that answer is returned (else None).
 
     Waiting never cancels a flight: a caller that goes away (its client left, its
     deadline passed) stops waiting while the fetch goes on to fill the cache for
@@ -133,12 +134,14 @@ async def landing(
     flights = [b for b in begun if isinstance(b, Flight)]
     if until is not None:
         for flight in flights:
-            if flight.landed() and _failed(flight.task) and until(flight):
-                return flight
+            if flight.landed() and _failed(flight.task):
+                answer = until(flight)
+                if answer is not None:
+                    return answer
     tasks = [f.task for f in flights if not f.landed()]
     if not tasks or (first and len(tasks) < len(begun)):
         return None
-    landed: asyncio.Future[Flight[Any, Any] | None] = tasks[0].get_loop().create_future()
+    landed: asyncio.Future[T | None] = tasks[0].get_loop().create_future()
     waiting = 1 if first else len(tasks)
     by_task = {f.task: f for f in flights} if until is not None else {}
 
@@ -147,8 +150,9 @@ async def landing(
         waiting -= 1
         if landed.done():
             return
-        if until is not None and _failed(task) and until(flight := by_task[task]):
-            landed.set_result(flight)
+        answer = until(by_task[task]) if until is not None and _failed(task) else None
+        if answer is not None:
+            landed.set_result(answer)
         elif waiting == 0:
             landed.set_result(None)
 
@@ -240,13 +244,11 @@ class Loader(Generic[K, V]):
         """
         if isinstance(begun, Lookup):
             return begun
-        task = begun.task
         try:
-            entry = task.result()
+            entry = begun.task.result()
         except UpstreamError:
-            # Looked up again after the flight: the entry seen before it may be gone.
-            old = self._cache.peek(begun.key)
-            if old is None or self._clock() >= old.error_until:
+            old = self._stand_in(begun.key)
+            if old is None:
                 raise
             return Lookup(old.value, old.stored_at, old.fresh_until, "stale-error")
         return Lookup(entry.value, entry.stored_at, entry.fresh_until, begun.state)
@@ -258,11 +260,17 @@ class Loader(Generic[K, V]):
         if task.cancelled():
             return asyncio.CancelledError()
         error = task.exception()
-        if isinstance(error, UpstreamError):
-            old = self._cache.peek(flight.key)
-            if old is not None and self._clock() < old.error_until:
-                return None
+        if isinstance(error, UpstreamError) and self._stand_in(flight.key) is not None:
+            return None
         return error
+
+    def _stand_in(self, key: K) -> Entry[V] | None:
+        """The entry a failed fetch may be answered with (stale-if-error), if any.
+
+        Looked up after the fetch: the entry seen before it may be gone by then.
+        """
+        old = self._cache.peek(key)
+        return old if old is not None and self._clock() < old.error_until else None
 
     def _refresh(self, key: K, fetch: Fetch[V]) -> None:
         if key in self._flights:

@@ -222,10 +222,8 @@ class PopularPurchases:
         second = [self._begin(("product", pid)) for pid in product_ids]
         second += [self._begin(("buyers", pid)) for pid in product_ids]
         # A failure with nothing stale to stand in for it ends the wait at once.
-        failed = await landing(user, *second, until=self._loader.failure)
-        if failed is not None:
-            error = self._loader.failure(failed)
-            assert error is not None  # nothing awaited since `landing` saw it
+        error = await landing(user, *second, until=self._loader.failure)
+        if error is not None:
             raise error
         user = self._settle(user)
         if not user.value:

@@ -478,12 +478,17 @@ async def test_settle_falls_back_to_the_old_entry_when_its_flight_fails() -> Non
         s.loader.settle(flight)
 
 
+def named(key: str) -> Callable[[Flight[str, str]], Flight[str, str] | None]:
+    """An `until` that answers with the flight for `key`."""
+    return lambda flight: flight if flight.key == key else None
+
+
 async def test_landing_until_stops_at_the_first_flight_that_meets_it() -> None:
     s = Setup()
     keyed = Keyed(Freshness(ttl=10.0, size=100))
     a = s.loader.begin("a", keyed.fetch("a"))
     b = s.loader.begin("b", keyed.fetch("b"))
-    every = asyncio.create_task(landing(a, b, until=lambda flight: flight.key == "b"))
+    every = asyncio.create_task(landing(a, b, until=named("b")))
     keyed.release("a")
     await asyncio.sleep(0.01)
     assert not every.done(), "a landed, but it does not meet `until`"
@@ -492,10 +497,10 @@ async def test_landing_until_stops_at_the_first_flight_that_meets_it() -> None:
     s.upstream.error = UpstreamUnavailable("refused")
     c = s.loader.begin("c", s.upstream.fetch)
     d = s.loader.begin("d", keyed.fetch("d"))
-    stopped = await asyncio.wait_for(landing(c, d, until=lambda flight: flight.key == "c"), 1.0)
+    stopped = await asyncio.wait_for(landing(c, d, until=named("c")), 1.0)
     assert stopped is c and isinstance(d, Flight) and not d.landed()
     # Already met when called: no wait at all.
-    assert await asyncio.wait_for(landing(d, c, until=lambda f: f.key == "c"), 0.1) is c
+    assert await asyncio.wait_for(landing(d, c, until=named("c")), 0.1) is c
     keyed.release("d")
     await s.settle()
 
