@@ -551,28 +551,27 @@ class UpstreamClient:
         """Give a clean connection to the first live waiter, else to the idle stack."""
         if self._closed or conn.is_closed():
             self._discard(conn)
-            return
-        waiters = self._waiters
-        while waiters:
-            fut = waiters.popleft()
-            if not fut.done():
-                fut.set_result(conn)
-                return
-        conn.park()
-        self._idle.append(conn)
+        elif not self._hand_over(conn):
+            conn.park()
+            self._idle.append(conn)
 
     def _discard(self, conn: _Connection) -> None:
         conn.close()
         self._free_slot()
 
     def _free_slot(self) -> None:
+        if not self._hand_over(None):
+            self._open -= 1
+
+    def _hand_over(self, given: _Connection | None) -> bool:
+        """Give a connection, or (None) a free slot, to the first live waiter, if any."""
         waiters = self._waiters
         while waiters:
             fut = waiters.popleft()
             if not fut.done():
-                fut.set_result(None)
-                return
-        self._open -= 1
+                fut.set_result(given)
+                return True
+        return False
 
     def _forget_idle(self, conn: _Connection) -> None:
         """An idle connection closed by itself (peer EOF, reset, unsolicited bytes)."""

@@ -71,6 +71,17 @@ async def echo(peer: Peer, target: str) -> bool:
     return True
 
 
+def gated(gate: asyncio.Event) -> Callable[[Peer, str], Awaitable[bool]]:
+    """A handler that echoes the target once `gate` is set."""
+
+    async def handler(peer: Peer, target: str) -> bool:
+        await gate.wait()
+        peer.write(ok(target.encode()))
+        return True
+
+    return handler
+
+
 class Server:
     """An HTTP/1.1 server that reads request heads and lets a handler answer (or not)."""
 
@@ -636,13 +647,7 @@ async def test_waiting_callers_are_served_in_arrival_order() -> None:
 
 async def test_callers_beyond_max_waiting_are_refused_at_once() -> None:
     gate = asyncio.Event()
-
-    async def handler(peer: Peer, target: str) -> bool:
-        await gate.wait()
-        peer.write(ok(target.encode()))
-        return True
-
-    async with Server(handler) as server:
+    async with Server(gated(gate)) as server:
         client = UpstreamClient(server.url, ClientLimits(max_connections=1, max_waiting=2))
         tasks = [asyncio.create_task(client.get(f"/{i}")) for i in range(3)]
         await until(lambda: client.statistics().waiting == 2)
@@ -805,13 +810,7 @@ async def test_cancel_after_the_answer_completed_still_closes_the_connection(
 
 async def test_cancelled_waiter_leaves_the_queue() -> None:
     gate = asyncio.Event()
-
-    async def handler(peer: Peer, target: str) -> bool:
-        await gate.wait()
-        peer.write(ok(target.encode()))
-        return True
-
-    async with Server(handler) as server:
+    async with Server(gated(gate)) as server:
         client = UpstreamClient(server.url, ClientLimits(max_connections=1, max_waiting=1))
         holder = asyncio.create_task(client.get("/hold"))
         waiter = asyncio.create_task(client.get("/waiter"))
