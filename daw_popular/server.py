@@ -70,6 +70,7 @@ import asyncio
 import contextlib
 import enum
 import errno
+import inspect
 import logging
 import re
 import socket
@@ -377,6 +378,7 @@ class HttpProtocol(asyncio.Protocol):
         for slot in self._pending:
             if slot.task is not None:
                 slot.task.cancel()
+                slot.forget_answer()
         self._pending.clear()
 
     def data_received(self, data: bytes) -> None:
@@ -692,16 +694,28 @@ class HttpProtocol(asyncio.Protocol):
         if isinstance(result, bytes):
             slot.data = result
         else:
-            task = asyncio.ensure_future(result)
-            slot.task = task
-            task.add_done_callback(self._on_task_done)
+            slot.answer = result
+            slot.task = asyncio.ensure_future(self._answer_later(slot, result))
         self._pending.append(slot)
 
-    def _on_task_done(self, task: asyncio.Future[Any]) -> None:
-        if self._phase is Phase.CLOSED:
-            if not task.cancelled():
-                task.exception()  # retrieved, so asyncio does not log it
-            return
+    async def _answer_later(self, slot: _Slot, result: Awaitable[bytes | Takeover]) -> None:
+        """Await a handler's answer and write it from inside the same task.
+
+        A done callback would write it one event-loop turn later, behind whatever else
+        that turn brings: at ten cold answers in flight, about 0.1 ms each.
+        """
+        try:
+            slot.data = await result
+        except asyncio.CancelledError:
+            if self._phase is Phase.CLOSED:
+                raise  # the client left: nobody to answer
+            slot.keep_alive = False
+            slot.data = self._server.error_response(503, "Service Unavailable")
+        except Exception:
+            log.exception("handler task failed")
+            slot.keep_alive = False
+            slot.data = self._server.error_response(500, "Internal Server Error")
+        slot.task = None  # ready
         self._flush()
 
     def _flush(self) -> None:
@@ -709,32 +723,15 @@ class HttpProtocol(asyncio.Protocol):
         pending = self._pending
         while pending and self._phase is not Phase.CLOSED:
             slot = pending[0]
-            task = slot.task
-            if task is None:
-                data: bytes | Takeover = slot.data
-            elif task.done():
-                data = self._task_result(slot, task)
-            else:
+            if slot.task is not None:
                 return
+            data = slot.data
             pending.popleft()
             if not isinstance(data, bytes):
                 pending.clear()
                 self._start_takeover(data)
                 return
             self._write(data, slot.keep_alive, slot.version)
-
-    def _task_result(self, slot: _Slot, task: asyncio.Future[Any]) -> bytes | Takeover:
-        """What a finished handler task produced: bytes, or a takeover of the socket."""
-        try:
-            result: bytes | Takeover = task.result()
-        except asyncio.CancelledError:
-            slot.keep_alive = False
-            return self._server.error_response(503, "Service Unavailable")
-        except Exception:
-            log.exception("handler task failed")
-            slot.keep_alive = False
-            return self._server.error_response(500, "Internal Server Error")
-        return result
 
     def _start_takeover(self, takeover: Takeover) -> None:
         self._phase = Phase.CLOSED
@@ -823,13 +820,23 @@ class HttpProtocol(asyncio.Protocol):
 class _Slot:
     """A response owed, in request order."""
 
-    __slots__ = ("data", "keep_alive", "task", "version")
+    __slots__ = ("answer", "data", "keep_alive", "task", "version")
 
     def __init__(self, keep_alive: bool, version: str) -> None:
         self.keep_alive = keep_alive
         self.version = version
-        self.data = b""
-        self.task: asyncio.Future[Any] | None = None
+        self.data: bytes | Takeover = b""
+        self.answer: Awaitable[bytes | Takeover] | None = None  # what `task` awaits
+        self.task: asyncio.Future[None] | None = None  # None once `data` is ready
+
+    def forget_answer(self) -> None:
+        """Close a handler coroutine its task was cancelled before starting to await.
+
+        Otherwise it would be collected unawaited, and Python warns about that.
+        """
+        answer = self.answer
+        if inspect.iscoroutine(answer) and inspect.getcoroutinestate(answer) == "CORO_CREATED":
+            answer.close()
 
 
 def _foreign_protocol(data: bytes, target: bytes) -> bool:

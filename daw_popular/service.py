@@ -131,7 +131,15 @@ class PopularPurchases:
             reply = self._loader.store(key, *composed).value
             self.counters.looked_up("answer", "miss")
             return self._answer_conditionally(reply, request)
-        return self._answer_slowly(request, key, username)
+        # Begun here, not in the task that waits for it: the composition then starts
+        # in the same event-loop turn as that task, not one turn later.
+        begun = self._loader.begin(
+            key, self._through_shared(("answer", username), lambda: self._compose(username))
+        )
+        if isinstance(begun, Lookup):  # a hit due for early refresh, or stale: served now
+            self.counters.looked_up("answer", begun.state)
+            return self._answer_conditionally(begun.value, request)
+        return self._answer_slowly(request, key, begun)
 
     def _answer_conditionally(self, reply: Reply, request: Request) -> bytes:
         wire = reply.answer(request)
@@ -139,19 +147,19 @@ class PopularPurchases:
         self._at_once[304 if wire.startswith(b"HTTP/1.1 304") else reply.status] += 1
         return wire
 
-    async def _answer_slowly(self, request: Request, key: bytes, username: str) -> bytes:
+    async def _answer_slowly(self, request: Request, key: bytes, flight: Flight[Any, Any]) -> bytes:
         started = time.perf_counter()
-        wire = await self._answer_from_loader(request, key, username)
+        wire = await self._answer_from_loader(request, key, flight)
         self.counters.answered(wire, time.perf_counter() - started)
         return wire
 
-    async def _answer_from_loader(self, request: Request, key: bytes, username: str) -> bytes:
+    async def _answer_from_loader(
+        self, request: Request, key: bytes, flight: Flight[Any, Any]
+    ) -> bytes:
         try:
             async with asyncio.timeout(self._deadline):
-                lookup = await self._loader.get(
-                    key,
-                    self._through_shared(("answer", username), lambda: self._compose(username)),
-                )
+                await landing(flight)
+            lookup = self._loader.settle(flight)
         except TimeoutError:
             # The deadline can fire before the upstream call's own timeout turns into
             # an UpstreamError the loader would answer with stale data: do it here.

@@ -26,7 +26,7 @@ from daw_popular.config import Settings
 from daw_popular.errors import UpstreamError
 from daw_popular.resilience import GuardedUpstream
 from daw_popular.retry import RetryBudget
-from daw_popular.server import HttpServer
+from daw_popular.server import HttpServer, Request
 from daw_popular.sim import RunningSimulator, Store, start_simulator
 from daw_popular.upstream import ClientLimits, UpstreamClient
 
@@ -468,6 +468,37 @@ async def test_stale_while_revalidate_serves_at_once_with_one_refresh_per_resour
         assert s.calls() == s.resources(name)
         again = await s.get(name)
         assert again.body == first.body and again.header("age") == "0"
+
+
+def direct_request(username: str) -> Request:
+    path = ("/api/recent_purchases/" + quote(username, safe="")).encode()
+    return Request("GET", path, b"", [(b"host", b"t")], "1.1", True, None)
+
+
+async def test_a_stale_answer_is_served_without_a_task() -> None:
+    """Stale-while-revalidate: the handler answers in the request's own call."""
+    async with stack(stale_while_revalidate=5.0) as s:
+        name = buyers(s.store)[0]
+        first = await s.get(name)
+        await asyncio.sleep(0.35)  # the answer and its data are stale now
+        result = s.app.service(direct_request(name), name)
+        assert isinstance(result, bytes) and result.endswith(first.body)
+        await settle(s, 0.3)
+        assert s.calls() == {k: 2 * v for k, v in s.resources(name).items()}
+
+
+async def test_a_cold_answer_asks_the_upstream_two_loop_turns_after_the_request() -> None:
+    """The composition is begun in the request's own call: one turn for it to start, one
+    for its first fetches, then the requests go out on warm connections."""
+    async with stack() as s:
+        warm, cold = buyers(s.store)[:2]
+        await s.get(warm)  # opens pooled connections
+        sent = s.app.client.statistics().requests_sent
+        answer = asyncio.ensure_future(s.app.service(direct_request(cold), cold))
+        await asyncio.sleep(0)
+        await asyncio.sleep(0)
+        assert s.app.client.statistics().requests_sent == sent + 2  # purchases and user
+        assert (await answer).startswith(b"HTTP/1.1 200 OK")
 
 
 @pytest.mark.parametrize("beta", [0.0, 1000.0])

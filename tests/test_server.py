@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 import signal
 import socket
 import subprocess
 import sys
 import time
+import warnings
 from typing import Any
 
 import pytest
@@ -320,6 +322,36 @@ async def test_disconnect_cancels_pending_handler_tasks() -> None:
     protocol.connection_lost(None)
     await asyncio.sleep(0)
     assert transport.written == b""
+
+
+async def test_a_handler_cancelled_before_it_started_is_closed_not_left_unawaited() -> None:
+    _, protocol, transport = make()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        protocol.data_received(GET % b"/slow/5")
+        protocol.connection_lost(None)  # the same loop turn: its task never ran
+        await asyncio.sleep(0)
+        gc.collect()
+    assert transport.written == b""
+    assert [w for w in caught if "never awaited" in str(w.message)] == []
+
+
+async def test_an_awaited_answer_is_written_in_the_turn_its_handler_finishes() -> None:
+    """Not one loop turn later from a done callback, behind whatever that turn brings."""
+    answer: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
+
+    async def waits(request: Request) -> bytes:
+        return await answer
+
+    server = HttpServer(waits)
+    protocol = HttpProtocol(server)
+    transport = FakeTransport()
+    protocol.connection_made(transport)  # type: ignore[arg-type]
+    protocol.data_received(GET % b"/")
+    await asyncio.sleep(0)  # the handler's task starts and waits
+    answer.set_result(responses.text(200, "done"))
+    await asyncio.sleep(0)  # one turn: the task resumes, finishes and writes
+    assert parse_responses(bytes(transport.written))[0][2] == b"done"
 
 
 # Real sockets
