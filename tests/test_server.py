@@ -354,6 +354,33 @@ async def test_an_awaited_answer_is_written_in_the_turn_its_handler_finishes() -
     assert parse_responses(bytes(transport.written))[0][2] == b"done"
 
 
+async def test_a_plain_future_answer_needs_no_task() -> None:
+    """The simulator's delayed answers are futures: no task each, just a done callback."""
+    answers: list[asyncio.Future[bytes]] = []
+
+    def later(request: Request) -> asyncio.Future[bytes]:
+        answers.append(asyncio.get_running_loop().create_future())
+        return answers[-1]
+
+    server = HttpServer(later)
+    protocol = HttpProtocol(server)
+    transport = FakeTransport()
+    protocol.connection_made(transport)  # type: ignore[arg-type]
+    tasks = len(asyncio.all_tasks())
+    protocol.data_received((GET % b"/a") + (GET % b"/b"))
+    assert len(asyncio.all_tasks()) == tasks
+    answers[1].set_exception(RuntimeError("boom"))
+    await asyncio.sleep(0)
+    assert transport.written == b""  # the second waits for the first, in order
+    answers[0].set_result(responses.text(200, "first"))
+    await asyncio.sleep(0)
+    got = parse_responses(bytes(transport.written))
+    assert [(status, body) for status, _, body in got] == [
+        (200, b"first"),
+        (500, b"Internal Server Error"),
+    ]
+
+
 # Real sockets
 
 
