@@ -13,7 +13,8 @@ wait (single-flight), stale-while-revalidate, XFetch early refresh and
 stale-if-error. An answer stays fresh no longer than the data it was built
 from, so a fresh answer never hides stale purchases. When an answer expires
 but its data is still fresh (the warm path), it is rebuilt synchronously, in
-the request's own call, without a task.
+the request's own call, without a task; a stale answer (stale-while-revalidate)
+is also served from that call, its refresh started there.
 """
 
 from __future__ import annotations
