@@ -13,6 +13,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime, timedelta
+from operator import itemgetter
 from typing import Any
 
 import orjson
@@ -46,13 +47,24 @@ def instant(date: str) -> int:
     Purchases compare as instants, not as strings, so `...01Z`, `...01.000Z` and
     `...02+00:00:01` order correctly whatever the upstream's formatting.
     """
+    return (_aware(date) - _EPOCH) // _MICROSECOND
+
+
+def _aware(date: str) -> datetime:
+    """The date as an aware datetime (UTC when it names no offset)."""
     try:
-        parsed = datetime.fromisoformat(date)
+        parsed = _fromisoformat(date)
     except (TypeError, ValueError) as exc:
-        raise UpstreamBadResponse(f"Upstream sent a purchase with a bad date: {date!r}") from exc
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=UTC)
-    return (parsed - _EPOCH) // _MICROSECOND
+        raise _bad_date(date) from exc
+    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
+
+
+def _bad_date(date: object) -> UpstreamBadResponse:
+    return UpstreamBadResponse(f"Upstream sent a purchase with a bad date: {date!r}")
+
+
+_fromisoformat = datetime.fromisoformat
+_WHEN = itemgetter(1)
 
 
 def buyers_newest_first(purchases_of_product: Iterable[Purchase]) -> tuple[str, ...]:
@@ -60,15 +72,26 @@ def buyers_newest_first(purchases_of_product: Iterable[Purchase]) -> tuple[str, 
 
     Equal instants order by username so the result never depends on store order.
     """
-    newest: dict[str, int] = {}
+    # `_aware`, inlined: this loop runs for every purchase of every product fetched.
+    # Aware datetimes compare as instants, as `instant` does, without its arithmetic.
+    newest: dict[str, datetime] = {}
     for purchase in purchases_of_product:
         username: str = purchase["username"]
-        when = instant(purchase["date"])
-        if when > newest.get(username, when - 1):
+        date = purchase["date"]
+        try:
+            when = _fromisoformat(date)
+        except (TypeError, ValueError) as exc:
+            raise _bad_date(date) from exc
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=UTC)
+        known = newest.get(username)
+        if known is None or when > known:
             newest[username] = when
-    ordered = sorted(newest.items(), key=lambda item: (-item[1], item[0]))
+    # By username, then (a stable sort) newest first: equal instants stay by username.
+    ordered = sorted(newest.items())
+    ordered.sort(key=_WHEN, reverse=True)
     # Interned: a buyer of several cached products is then held once, not once per list.
-    return tuple(sys.intern(username) for username, _ in ordered)
+    return tuple([sys.intern(username) for username, _ in ordered])
 
 
 def recent(buyers: tuple[str, ...], requester: str) -> list[str]:

@@ -19,7 +19,6 @@ is also served from that call, its refresh started there.
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from functools import partial
@@ -158,8 +157,7 @@ class PopularPurchases:
         self, request: Request, key: bytes, flight: Flight[Any, Any]
     ) -> bytes:
         try:
-            async with asyncio.timeout(self._deadline):
-                await landing(flight)
+            await landing(flight, timeout=self._deadline)
             lookup = self._loader.settle(flight)
         except TimeoutError:
             # The deadline can fire before the upstream call's own timeout turns into

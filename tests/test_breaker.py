@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+from typing import cast
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from daw_popular.breaker import BreakerStatistics, CircuitBreaker, State
-from daw_popular.errors import CircuitOpen, UpstreamError, UpstreamTimeout
+from daw_popular.errors import CircuitOpen, Overloaded, UpstreamError, UpstreamTimeout
+from daw_popular.resilience import GuardedUpstream
+from daw_popular.retry import RetryBudget
+from daw_popular.upstream import UpstreamClient, UpstreamResponse
 
 
 class Clock:
@@ -221,49 +225,87 @@ def test_default_clock_is_monotonic_time() -> None:
     assert breaker.state is State.HALF_OPEN
 
 
-# guard()
+# GuardedUpstream gives the breaker its verdicts
 
 
-def test_guard_records_failures_of_the_given_types() -> None:
+class ScriptedClient:
+    """An upstream client whose `get` does what a test says: answer, raise, or hang."""
+
+    def __init__(self) -> None:
+        self.outcome: UpstreamResponse | BaseException | None = None  # None: hang
+
+    async def get(
+        self,
+        target: str,
+        *,
+        timeout: float,  # noqa: ASYNC109 (the client's own signature)
+        retry_reused: bool,
+    ) -> UpstreamResponse:
+        if self.outcome is None:
+            await asyncio.sleep(3600)
+        if isinstance(self.outcome, BaseException):
+            raise self.outcome
+        assert self.outcome is not None
+        return self.outcome
+
+
+def guarded(breaker: CircuitBreaker) -> tuple[GuardedUpstream, ScriptedClient]:
+    client = ScriptedClient()
+    upstream = GuardedUpstream(
+        cast(UpstreamClient, client),
+        breaker=breaker,
+        budget=RetryBudget(min_retries_per_sec=0.0, percent_can_retry=0.0),
+        retries=0,
+    )
+    return upstream, client
+
+
+OK = UpstreamResponse(200, b"{}", b"application/json")
+
+
+async def test_upstream_failures_count_against_the_breaker() -> None:
     breaker, _ = make(threshold=2)
+    upstream, client = guarded(breaker)
+    client.outcome = UpstreamTimeout("slow")
     for _ in range(2):
-        with pytest.raises(UpstreamTimeout), breaker.guard():
-            raise UpstreamTimeout("slow")
+        with pytest.raises(UpstreamTimeout):
+            await upstream.get_json("/api/products/1")
     assert breaker.state is State.OPEN
-    with pytest.raises(CircuitOpen), breaker.guard():
-        pytest.fail("the block must not run while open")
+    client.outcome = OK
+    with pytest.raises(CircuitOpen):
+        await upstream.get_json("/api/products/1")
 
 
-def test_guard_success_closes_a_half_open_breaker() -> None:
+async def test_a_successful_probe_closes_a_half_open_breaker() -> None:
     breaker, clock = make()
     open_breaker(breaker)
     clock.now += 5.0
-    with breaker.guard():
-        pass
+    upstream, client = guarded(breaker)
+    client.outcome = OK
+    assert await upstream.get_json("/api/products/1") == {}
     assert breaker.state is State.CLOSED
 
 
-def test_guard_other_exceptions_are_no_verdict() -> None:
-    """A bug or a cancellation in our code must not count against the upstream."""
+async def test_errors_of_our_own_are_no_verdict() -> None:
+    """A bug or a full queue of our own must not count against the upstream."""
     breaker, clock = make(threshold=1)
     open_breaker(breaker)
     clock.now += 5.0
-    with pytest.raises(KeyError), breaker.guard():
-        raise KeyError("ours")
-    assert breaker.state is State.HALF_OPEN
-    assert not breaker.statistics().probe_in_flight
+    upstream, client = guarded(breaker)
+    for error in (KeyError("ours"), Overloaded("queue full")):
+        client.outcome = error
+        with pytest.raises(type(error)):
+            await upstream.get_json("/api/products/1")
+        assert breaker.state is State.HALF_OPEN
+        assert not breaker.statistics().probe_in_flight
 
 
-async def test_guard_around_a_cancelled_await_releases_the_probe() -> None:
+async def test_a_cancelled_probe_releases_its_slot() -> None:
     breaker, clock = make(threshold=1)
     open_breaker(breaker)
     clock.now += 5.0
-
-    async def probe() -> None:
-        with breaker.guard():
-            await asyncio.sleep(10)
-
-    task = asyncio.create_task(probe())
+    upstream, _ = guarded(breaker)
+    task = asyncio.create_task(upstream.get_json("/api/products/1"))
     await asyncio.sleep(0)
     assert breaker.statistics().probe_in_flight
     task.cancel()

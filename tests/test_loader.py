@@ -463,6 +463,28 @@ async def test_a_waiter_cancelled_in_landing_never_cancels_the_flight() -> None:
     assert cached is not None and cached.value == "a-value"
 
 
+async def test_landing_times_out_without_cancelling_the_flight() -> None:
+    s = Setup()
+    keyed = Keyed(Freshness(ttl=10.0, size=100))
+    flight = s.loader.begin("a", keyed.fetch("a"))
+    assert isinstance(flight, Flight)
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    with pytest.raises(TimeoutError):
+        # wait_for only stops a landing that ignores its timeout (and fails the next line).
+        await asyncio.wait_for(landing(flight, timeout=0.05), 2.0)
+    assert 0.04 <= loop.time() - started < 1.0
+    assert not flight.landed() and not flight.task.cancelled()
+    # A landing that ends in time leaves no timer behind to fire later.
+    keyed.release("a")
+    await landing(flight, timeout=0.05)
+    await asyncio.sleep(0.1)
+    assert s.loader.settle(flight).value == "a-value"
+    # Nothing to wait for: no timeout either, however short.
+    await landing(flight, timeout=0.0)
+    await s.settle()
+
+
 async def test_settle_falls_back_to_the_old_entry_when_its_flight_fails() -> None:
     s = Setup(ttl=10.0, sie=60.0)
     await s.get()
