@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bench import procs, report, wrk
+from bench import instructions, procs, report, wrk
 from bench.client import read_response
 
 ANSWER = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 7\r\n\r\n[1,2,3]"
@@ -211,3 +211,11 @@ async def test_load_reconnects_when_the_server_closes() -> None:
     finally:
         server.close()
     assert statuses == {200: 3}
+
+
+def test_instructions_reads_the_total_of_a_callgrind_dump() -> None:
+    dump = "version: 1\ncreator: callgrind-3.19.0\nevents: Ir\nfn=(1) main\n0 12\ntotals: 398132 \n"
+    assert instructions.totals(dump) == 398132
+    assert instructions.totals("events: Ir\nsummary: 77\n") == 77
+    with pytest.raises(instructions.CallgrindError):
+        instructions.totals("events: Ir\n")

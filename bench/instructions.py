@@ -1,0 +1,118 @@
+"""`python -m bench.instructions`: CPU instructions per cold answer, counted by callgrind.
+
+The cold scenario's latency moves with whatever else the shared machine runs: on these
+machines the same build measured 375 to 630 us of CPU per cold answer from one run to
+the next. Instructions do not move. This runs the service under valgrind's callgrind
+(about 50 times slower, which only stretches the run), asks it for cold users against
+the simulator with 2 ms of injected latency over ten connections, and divides the
+instructions the service executed while it answered them by the number of answers.
+Two builds compare to within 0.2%, so a change of 1% is visible at once.
+
+It counts user-space instructions only: system calls (one send and one receive per
+upstream call) are outside it, so it measures the Python-side cost that this project
+controls. Needs `valgrind` (Debian package) and takes about a minute.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import uvloop
+
+from . import client, procs, scenarios
+
+
+class CallgrindError(Exception):
+    """callgrind is missing, or wrote no counts."""
+
+
+def totals(text: str) -> int:
+    """The instruction count of one callgrind dump (its `totals:` or `summary:` line)."""
+    for line in text.splitlines():
+        if line.startswith(("totals:", "summary:")):
+            return int(line.split()[1])
+    raise CallgrindError("no totals in the callgrind dump")
+
+
+def _dump(pid: int, pattern: str, before: set[Path]) -> int:
+    """Have the process write its counts since the last dump; their instruction total."""
+    subprocess.run(["callgrind_control", "--dump", str(pid)], check=True, capture_output=True)
+    deadline = time.monotonic() + 60
+    folder, _, prefix = pattern.rpartition("/")
+    while time.monotonic() < deadline:
+        new = set(Path(folder).glob(prefix + "*")) - before
+        if new:
+            before |= new
+            time.sleep(0.2)  # the file is written before callgrind_control returns; be sure
+            return totals(max(new, key=lambda p: p.stat().st_mtime).read_text())
+        time.sleep(0.1)
+    raise CallgrindError("callgrind wrote no dump")
+
+
+def measure(answers: int, connections: int, logs: Path) -> dict[str, float]:
+    """Instructions and upstream calls per cold answer of the service in this checkout."""
+    if shutil.which("valgrind") is None or shutil.which("callgrind_control") is None:
+        raise CallgrindError("valgrind not found: install it with `apt-get install valgrind`")
+    warm_up = 50
+    total = 3 * (answers + warm_up)
+    with procs.simulator(
+        logs, users=total, products=total, latency_ms=scenarios.COLD_UPSTREAM_MS
+    ) as sim:
+        names = scenarios._usernames(sim, total)
+        paths = [scenarios._path(name) for name in names]
+        port = procs.free_port()
+        out = f"{logs}/callgrind.out"
+        argv = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}.%p"]
+        argv += [procs.PYTHON, "-m", "daw_popular", "serve", "--port", str(port)]
+        argv += ["--upstream", sim.url, "--log-level", "warning"]
+        with procs.running("service", argv, port, logs, cpu=procs.SERVER_CPU) as service:
+            uvloop.run(client.load(port, paths[:warm_up], connections=connections))
+            dumps: set[Path] = set()
+            _dump(service.pid, out, dumps)  # from here on, the counts are the answers'
+            _, calls_before = scenarios._upstream_call_seconds(service)
+            statuses = uvloop.run(
+                client.load(port, paths[warm_up : warm_up + answers], connections=connections)
+            )
+            instructions = _dump(service.pid, out, dumps)
+            _, calls = scenarios._upstream_call_seconds(service)
+    if statuses.get(200) != answers:
+        raise CallgrindError(f"not every answer was a 200: {dict(statuses)}")
+    return {
+        "answers": answers,
+        "connections": connections,
+        "instructions_per_answer": instructions / answers,
+        "upstream_calls_per_answer": (calls - calls_before) / answers,
+    }
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m bench.instructions", description=__doc__)
+    p.add_argument("--answers", type=int, default=300, help="cold answers counted")
+    p.add_argument("--connections", type=int, default=10, help="concurrent clients")
+    args = p.parse_args(argv)
+    with tempfile.TemporaryDirectory(prefix="daw-instructions-") as logs:
+        try:
+            result = measure(args.answers, args.connections, Path(logs))
+        except (CallgrindError, procs.ProcessError) as exc:
+            print(f"bench.instructions: {exc}", file=sys.stderr)
+            return 1
+    print(json.dumps(result))
+    print(
+        f"{result['instructions_per_answer']:,.0f} instructions per cold answer "
+        f"({result['upstream_calls_per_answer']:.2f} upstream calls each, "
+        f"{args.connections} connections, {args.answers} answers)",
+        file=sys.stderr,
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
