@@ -422,6 +422,40 @@ async def test_timeout_argument_overrides_read_timeout() -> None:
         await client.close()
 
 
+async def test_a_finished_request_deadline_spares_the_next_request_on_its_connection() -> None:
+    """Deadlines are never cancelled, only ignored: an old one must not fail a new request."""
+
+    async def handler(peer: Peer, target: str) -> bool:
+        if target == "/slow":
+            await asyncio.sleep(0.15)
+        peer.write(ok(target.encode()))
+        return True
+
+    async with Server(handler) as server:
+        client = UpstreamClient(server.url, ClientLimits(read_timeout=5.0))
+        assert (await client.get("/fast", timeout=0.05)).body == b"/fast"
+        # The same connection, while the first request's deadline passes.
+        assert (await client.get("/slow", timeout=2.0)).body == b"/slow"
+        stats = client.statistics()
+        assert (stats.connections_opened, stats.connections_reused, stats.failures) == (1, 1, 0)
+        await client.close()
+
+
+async def test_requests_due_in_one_tick_time_out_together() -> None:
+    async with Server(never) as server:
+        client = UpstreamClient(server.url, ClientLimits(read_timeout=0.1))
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        outcomes = await asyncio.gather(
+            *(client.get(f"/api/users/{n}") for n in range(20)), return_exceptions=True
+        )
+        elapsed = loop.time() - started
+        assert all(isinstance(o, errors.UpstreamTimeout) for o in outcomes), outcomes
+        assert 0.1 <= elapsed < 0.1 + 0.5
+        assert client.statistics().connections_open == 0
+        await client.close()
+
+
 def trickle(step: float, pieces: int) -> Handler:
     async def handler(peer: Peer, target: str) -> bool:
         peer.write(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % pieces)
