@@ -91,7 +91,10 @@ def split_url(target: str) -> tuple[str, str | None]:
 
     Raises `Crash` for targets the real program dies on.
     """
-    rest, has_hash, has_at = _backslashes(target)
+    if "\\" in target or "#" in target or "@" in target:
+        rest, has_hash, has_at = _backslashes(target)
+    else:  # the common case, without the copies
+        rest, has_hash, has_at = target, False, False
     if not has_hash and not has_at:
         simple = _SIMPLE_PATH.match(rest)
         if simple is not None:

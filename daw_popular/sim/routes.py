@@ -32,7 +32,9 @@ DEFAULT_LIMIT = 10.0
 _INVALID_TARGET = re.compile(rb"[^\x21-\x7e]")
 
 
-@dataclass(frozen=True, slots=True)
+# Not frozen: one is made per request, and a frozen dataclass pays an
+# `object.__setattr__` per field. Nothing changes an answer once made.
+@dataclass(slots=True)
 class Answer:
     """What the real program would send: status, body, `Content-Type` (None: none).
 
