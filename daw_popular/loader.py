@@ -250,7 +250,7 @@ class Loader(Generic[K, V]):
                 self._refresh(key, fetch)
                 return Lookup(entry.value, entry.stored_at, fresh_until, "stale")
         state: State = "coalesced" if key in self._flights else "miss"
-        return Flight(key, self._flights.start(key, partial(self._load, key, fetch)), state)
+        return Flight(key, self._flights.start(key, self._load, key, fetch), state)
 
     def settle(self, begun: Lookup[V] | Flight[K, V]) -> Lookup[V]:
         """The lookup a `begin` came to, once its flight (if any) has landed.
@@ -292,7 +292,7 @@ class Loader(Generic[K, V]):
     def _refresh(self, key: K, fetch: Fetch[V]) -> None:
         if key in self._flights:
             return
-        task = self._flights.start(key, partial(self._load, key, fetch))
+        task = self._flights.start(key, self._load, key, fetch)
         task.add_done_callback(partial(self._refreshed, key))
 
     def _refreshed(self, key: K, task: asyncio.Task[Entry[V]]) -> None:

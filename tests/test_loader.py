@@ -86,9 +86,10 @@ class Setup:
         return await self.loader.get(key, self.upstream.fetch)
 
     async def settle(self) -> None:
-        """Run until no fetch is in flight."""
+        """Run until no fetch is in flight, and the done callbacks of the last ones ran."""
         for _ in range(100):
             if self.flights.in_flight == 0:
+                await asyncio.sleep(0)
                 return
             await asyncio.sleep(0)
         raise AssertionError("a fetch is still in flight")

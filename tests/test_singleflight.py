@@ -157,25 +157,47 @@ async def test_start_never_starts_a_second_task() -> None:
     assert fn.calls == 1 and flights.deduped == 2
 
 
-async def test_completion_race_keeps_the_new_task() -> None:
-    """A caller that runs between a task's end and its done callback starts a new task,
-    and the old callback does not unfile the new one."""
+async def test_a_task_unfiles_its_key_as_it_ends() -> None:
+    """A caller that runs right after a task's end, before its done callbacks, starts a
+    new task, and nothing of the old one unfiles the new one."""
     flights: SingleFlight[str, object] = SingleFlight()
     first, second = Gated(), Gated()
     old = flights.start("k", first)
     await settle()
     first.gate.set()
-    await asyncio.sleep(0)  # `old` resumes and returns; its done callback is queued after us
+    await asyncio.sleep(0)  # `old` resumes and returns; its done callbacks are queued after us
     assert old.done()
-    assert flights.in_flight == 1 and "k" not in flights
+    assert flights.in_flight == 0 and "k" not in flights
     new = flights.start("k", second)
     assert new is not old
-    await settle()  # the old callback runs now
+    await settle()  # the old task's done callbacks run now
     assert flights.start("k", Gated()) is new
     assert second.calls == 1 and flights.in_flight == 1
     second.gate.set()
     assert await new == "value"
     assert flights.in_flight == 0
+
+
+async def test_start_passes_its_arguments() -> None:
+    flights: SingleFlight[str, object] = SingleFlight()
+
+    async def join(*parts: str) -> str:
+        return "-".join(parts)
+
+    assert await flights.start("k", join, "a", "b") == "a-b"
+    assert await flights.start("k", join) == ""
+
+
+async def test_a_task_cancelled_before_it_ran_is_not_in_flight() -> None:
+    flights: SingleFlight[str, object] = SingleFlight()
+    fn = Gated()
+    task = flights.start("k", fn)
+    task.cancel()  # before its first step: its coroutine never runs
+    await settle()
+    assert task.cancelled() and fn.calls == 0
+    assert flights.in_flight == 0 and "k" not in flights
+    fn.gate.set()
+    assert await flights.start("k", fn) == "value"
 
 
 async def test_unretrieved_failure_of_a_background_start_is_not_logged() -> None:
