@@ -131,33 +131,37 @@ DEADLINE_TICK = 0.01
 class _Deadlines:
     """The read deadlines of a pool's requests: one timer per tick that has any.
 
-    A deadline is never cancelled: when its tick's timer fires, a request whose answer
-    has come (its future is done) is passed over.
+    A deadline is never cancelled. A connection notes the tick its request is due in;
+    when a tick's timer fires, each connection listed there fails its request only if
+    that request is still waiting and due by then (a later request on the same
+    connection has a later tick). The lists hold connections, which live long anyway,
+    and nothing per request: a record per request kept for the whole timeout (a second,
+    thousands at a time) would outlive the young generation and grow the collector's
+    older ones.
     """
 
     __slots__ = ("_due",)
 
     def __init__(self) -> None:
-        self._due: dict[int, list[tuple[_Connection, asyncio.Future[Any]]]] = {}
+        self._due: dict[int, list[_Connection]] = {}
 
-    def add(
-        self,
-        loop: asyncio.AbstractEventLoop,
-        when: float,
-        conn: _Connection,
-        waiter: asyncio.Future[Any],
-    ) -> None:
+    def add(self, loop: asyncio.AbstractEventLoop, when: float, conn: _Connection) -> int:
+        """List `conn` in the tick that `when` falls in; that tick."""
         tick = math.ceil(when / DEADLINE_TICK)
         due = self._due.get(tick)
         if due is None:
             due = self._due[tick] = []
             loop.call_at(tick * DEADLINE_TICK, self._expire, tick)
-        due.append((conn, waiter))
+        due.append(conn)
+        return tick
 
     def _expire(self, tick: int) -> None:
-        for conn, waiter in self._due.pop(tick):
-            if not waiter.done():
-                conn.time_out(waiter)
+        for conn in self._due.pop(tick):
+            # `conn.is_overdue(tick)` inlined: most requests listed here have long been
+            # answered, and a method call for each would cost what the shared timer saves.
+            waiter = conn._waiter
+            if waiter is not None and conn._due_tick <= tick and not waiter.done():
+                conn.time_out()
 
 
 class _Connection(asyncio.Protocol):
@@ -178,6 +182,7 @@ class _Connection(asyncio.Protocol):
 
         # per-request state
         self._waiter: asyncio.Future[UpstreamResponse] | None = None
+        self._due_tick = 0  # the read deadline, as a tick of the pool's `_Deadlines`
         self._received = 0
         self._complete = False
         self._keep_alive = False
@@ -232,7 +237,7 @@ class _Connection(asyncio.Protocol):
         if transport is None or self._state is _CLOSED:
             waiter.set_exception(_PeerClosed("connection closed before the request was sent"))
             return waiter
-        self._pool._deadlines.add(self._loop, self._loop.time() + timeout, self, waiter)
+        self._due_tick = self._pool._deadlines.add(self._loop, self._loop.time() + timeout, self)
         transport.write(request)
         return waiter
 
@@ -339,10 +344,9 @@ class _Connection(asyncio.Protocol):
     def _answer(self) -> UpstreamResponse:
         return UpstreamResponse(self._status, b"".join(self._chunks), self._content_type)
 
-    def time_out(self, waiter: asyncio.Future[UpstreamResponse]) -> None:
-        """The request that `waiter` waits for reached its deadline."""
-        if waiter is self._waiter and not waiter.done():
-            self._fail(TimeoutError())
+    def time_out(self) -> None:
+        """The request in flight reached its read deadline."""
+        self._fail(TimeoutError())
 
     def _fail(self, exc: Exception) -> None:
         waiter = self._waiter
