@@ -88,13 +88,16 @@ class GuardedUpstream:
     async def _call(self, target: str) -> Any:
         """`call_with_retries` over `_attempt`, with the first attempt made here: a
         successful call then costs no retry frame (2% of a cold answer's instructions)."""
-        deadline = asyncio.get_running_loop().time() + self._deadline
+        # The loop is looked up once per call and handed down: on Python 3.11
+        # `get_running_loop()` checks for a fork with a `getpid` system call.
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._deadline
         self._budget.deposit()
         try:
-            return await self._attempt(target, deadline)
+            return await self._attempt(loop, target, deadline)
         except _RETRY_ON as failure:
             return await retry_after_failure(
-                partial(self._attempt, target, deadline),
+                partial(self._attempt, loop, target, deadline),
                 failure,
                 retries=self._retries,
                 budget=self._budget,
@@ -102,8 +105,8 @@ class GuardedUpstream:
                 retry_on=_RETRY_ON,
             )
 
-    async def _attempt(self, target: str, deadline: float) -> Any:
-        remaining = deadline - asyncio.get_running_loop().time()
+    async def _attempt(self, loop: asyncio.AbstractEventLoop, target: str, deadline: float) -> Any:
+        remaining = deadline - loop.time()
         if remaining <= 0:
             raise UpstreamTimeout(f"upstream GET {target}: no time left in the deadline")
         # The pool's own retry of a reused connection would be a call outside the

@@ -204,8 +204,8 @@ class _Connection(asyncio.Protocol):
     def is_closed(self) -> bool:
         return self._state is _CLOSED
 
-    def has_expired(self, now: float, idle_timeout: float) -> bool:
-        return now - self._idle_since > idle_timeout
+    def has_expired(self, idle_timeout: float) -> bool:
+        return self._loop.time() - self._idle_since > idle_timeout
 
     def is_reusable(self) -> bool:
         return self._state is _ACTIVE and self._complete and self._keep_alive
@@ -511,10 +511,9 @@ class UpstreamClient:
         idle = self._idle
         if not idle:
             return None
-        now = asyncio.get_running_loop().time()
         # LIFO reuse leaves the oldest at the left: drop the expired ones there
         # (the upstream may already be closing them).
-        while idle and idle[0].has_expired(now, self._idle_timeout):
+        while idle and idle[0].has_expired(self._idle_timeout):
             stale = idle.popleft()
             stale.checkout()
             self._discard(stale)
