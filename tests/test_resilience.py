@@ -503,10 +503,10 @@ async def test_a_cold_answer_asks_the_upstream_two_loop_turns_after_the_request(
 
 # XFetch draws at random, so beta must make a miss negligible, not merely rare. At 1,000 it
 # was not: an answer recomposed from cached data takes a fraction of a millisecond, so its
-# own early refresh (the only way the resources are read again) then fires on about 8% of
-# reads, and a resource whose draw missed at the first refresh (1.2% each) could stay
-# unread past this window: the test failed about once in twenty runs. At 1e6 a draw misses
-# with odds of about 1e-5.
+# own early refresh (the only way the resources are read again) then fires on only 16-37%
+# of reads, and a resource whose draw missed at the first refresh (about 1.1% each) could
+# stay unread past this window: about 1.3% of runs failed. At 1e6 a draw misses with odds
+# of about 1e-5.
 @pytest.mark.parametrize("beta", [0.0, 1e6])
 async def test_xfetch_refreshes_a_hot_entry_before_it_expires(beta: float) -> None:
     """With a high beta, a key read steadily never expires, so no reader ever waits."""
