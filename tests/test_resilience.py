@@ -69,6 +69,15 @@ class Stack:
         answer = await self.get(username)
         return answer, time.monotonic() - began
 
+    async def quiet(self) -> None:
+        """Until the service has no upstream call out (three checks 50 ms apart): a fetch
+        can go on, and fail, after the answer that needed it was sent (an error ends the
+        wait for the rest of its round), and a new request would join it."""
+        quiet = 0
+        while quiet < 3:
+            await asyncio.sleep(0.05)
+            quiet = 0 if self.app.client.statistics().connections_in_use else quiet + 1
+
     def faults(self, *specs: str, seed: int | None = 1) -> None:
         self.sim.sim.set_faults(specs, seed)
 
@@ -230,6 +239,7 @@ async def test_unusable_answers_are_502_and_never_cached(fault: str, route: str)
         answer = await s.get(name)
         assert answer.status == 502, answer
         assert b"upstream" in answer.body and answer.header("cache-control") == "no-store"
+        await s.quiet()  # the other calls of the failed round, and their retries
         s.sim.sim.clear_faults()
         s.sim.sim.reset_stats()
         good = await s.get(name)
@@ -340,10 +350,7 @@ async def test_our_own_full_queue_does_not_open_the_breaker() -> None:
         assert all(b"waiting" in a.body for a in overloaded)
         assert s.app.upstream.breaker.statistics().times_opened == 0
         s.sim.sim.clear_faults()
-        quiet = 0
-        while quiet < 3:  # the burst's fetches still running
-            await asyncio.sleep(0.05)
-            quiet = 0 if s.app.client.statistics().connections_in_use else quiet + 1
+        await s.quiet()  # the burst's fetches still running
         assert s.app.upstream.breaker.state is State.CLOSED
         assert (await s.get(buyers(s.store)[30])).status == 200
 
