@@ -584,6 +584,11 @@ class UpstreamClient:
                 f"upstream GET {target}: cannot connect to {self._authority}"
                 f" ({exc.strerror or exc})"
             ) from exc
+        if self._closed:
+            # `close()` ran while this one was connecting: it could not close what it did
+            # not know of, so nothing may be sent on it now.
+            conn.close()
+            raise errors.UpstreamUnavailable(f"upstream GET {target}: client closed")
         self._connections.add(conn)
         self._opened += 1
         return conn

@@ -195,10 +195,10 @@ def test_an_answer_keeps_its_bytes_headers_and_age() -> None:
 # lease logic, against a real Redis
 
 
-# Tests of coalescing give Redis calls room: a burst of first calls opens the pool's
-# connections, which on a busy machine can outlast the 0.1 s default and (rightly)
-# fall back to fetching. The tests of timeouts set their own.
-COALESCING_TIMEOUT = 1.0
+# Tests that are not about timeouts give Redis calls room: a first call opens a connection,
+# and a burst of them opens the pool's, which on a busy machine can outlast the 0.1 s
+# default and (rightly) fall back to fetching. The tests of timeouts set their own.
+REDIS_ROOM = 1.0
 
 
 def _fetcher(value: Any, ttl: float = 30.0, *, delay: float = 0.0) -> tuple[list[int], Any]:
@@ -214,8 +214,8 @@ def _fetcher(value: Any, ttl: float = 30.0, *, delay: float = 0.0) -> tuple[list
 
 async def test_many_loads_on_two_tiers_make_one_fetch(redis_server: RedisProcess) -> None:
     """Fifty concurrent loads split over two clients: one lease, one fetch, all get it."""
-    a = SharedCache.connect(redis_server.url, timeout=COALESCING_TIMEOUT)
-    b = SharedCache.connect(redis_server.url, timeout=COALESCING_TIMEOUT)
+    a = SharedCache.connect(redis_server.url, timeout=REDIS_ROOM)
+    b = SharedCache.connect(redis_server.url, timeout=REDIS_ROOM)
     calls, fetch = _fetcher((1, 2, 3), delay=0.05)
     try:
         results = await asyncio.gather(
@@ -234,7 +234,7 @@ async def test_many_loads_on_two_tiers_make_one_fetch(redis_server: RedisProcess
 async def test_a_failed_fetch_is_not_stored_and_frees_the_lease(
     redis_server: RedisProcess,
 ) -> None:
-    tier = SharedCache.connect(redis_server.url)
+    tier = SharedCache.connect(redis_server.url, timeout=REDIS_ROOM)
     raw = aioredis.Redis.from_url(redis_server.url)
     key = data_key("product", 7)
 
@@ -254,7 +254,7 @@ async def test_a_waiter_falls_back_after_the_lease_wait_and_does_not_store(
     redis_server: RedisProcess,
 ) -> None:
     """A lease held elsewhere that never yields a value: fetch once, unshared, on time."""
-    tier = SharedCache.connect(redis_server.url, lease_wait=0.1)
+    tier = SharedCache.connect(redis_server.url, lease_wait=0.1, timeout=REDIS_ROOM)
     raw = aioredis.Redis.from_url(redis_server.url)
     key = data_key("user", "Ann")
     await raw.set(key + LEASE_SUFFIX, b"someone-else", px=5000)
@@ -277,7 +277,7 @@ async def test_a_waiter_falls_back_after_the_lease_wait_and_does_not_store(
 async def test_an_expired_lease_taken_by_another_is_not_released_by_us(
     redis_server: RedisProcess,
 ) -> None:
-    tier = SharedCache.connect(redis_server.url, lease=0.05)
+    tier = SharedCache.connect(redis_server.url, lease=0.05, timeout=REDIS_ROOM)
     raw = aioredis.Redis.from_url(redis_server.url)
     key = data_key("buyers", 9)
     _, fetch = _fetcher(("Ann",), delay=0.15)
@@ -294,7 +294,7 @@ async def test_an_expired_lease_taken_by_another_is_not_released_by_us(
 
 
 async def test_a_value_with_no_life_left_is_not_stored(redis_server: RedisProcess) -> None:
-    tier = SharedCache.connect(redis_server.url)
+    tier = SharedCache.connect(redis_server.url, timeout=REDIS_ROOM)
     raw = aioredis.Redis.from_url(redis_server.url)
     key = data_key("answer", "Ann")
     _, fetch = _fetcher(Reply.ok(b"[]", cache_control=b"c", born=time.monotonic()), ttl=0.0)
@@ -310,8 +310,10 @@ async def test_a_value_from_redis_is_fresh_only_for_the_rest_of_its_ttl(
     redis_server: RedisProcess,
 ) -> None:
     """A writer that fetched 20 s ago with a 30 s TTL: the reader gets 10 s, not 30."""
-    writer = SharedCache(aioredis.Redis.from_url(redis_server.url), wall=lambda: time.time() - 20)
-    reader = SharedCache.connect(redis_server.url)
+    writer = SharedCache(
+        aioredis.Redis.from_url(redis_server.url), timeout=REDIS_ROOM, wall=lambda: time.time() - 20
+    )
+    reader = SharedCache.connect(redis_server.url, timeout=REDIS_ROOM)
     _, fetch = _fetcher(True, ttl=30.0)
     calls, never = _fetcher(False)
     try:
@@ -365,7 +367,7 @@ class Instances:
 @asynccontextmanager
 async def instances(store: Store, redis_url: str, **settings: Any) -> AsyncIterator[Instances]:
     sim = await start_simulator(store)
-    settings = {"redis_timeout": COALESCING_TIMEOUT, **settings}
+    settings = {"redis_timeout": REDIS_ROOM, **settings}
     config = dataclasses.replace(
         Settings(port=0, upstream=sim.url, redis_url=redis_url), **settings
     )

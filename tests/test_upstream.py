@@ -981,6 +981,20 @@ async def test_close_closes_connections_and_fails_waiting_and_later_calls() -> N
         assert client.statistics().connections_open == 0
 
 
+async def test_close_while_connecting_fails_the_call_instead_of_sending_it() -> None:
+    async with Server(never) as server:
+        client = UpstreamClient(server.url, ClientLimits(read_timeout=30.0))
+        call = asyncio.create_task(client.get("/x"))
+        await asyncio.sleep(0)  # the call is connecting now
+        assert client.statistics().connections_open == 1
+        await client.close()
+        with pytest.raises(errors.UpstreamUnavailable, match="GET /x: client closed"):
+            # Without the check the request goes out and waits for its 30 s timeout.
+            await asyncio.wait_for(call, 2.0)
+        assert client.statistics().connections_open == 0
+        assert client.statistics().requests_sent == 0
+
+
 async def test_close_closes_idle_connections() -> None:
     async with Server() as server:
         client = UpstreamClient(server.url)
