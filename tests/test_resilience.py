@@ -296,7 +296,10 @@ async def test_stale_if_error_ends_with_the_window_of_the_data() -> None:
 
 
 async def test_breaker_opens_fails_fast_half_opens_one_probe_and_closes() -> None:
-    async with stack(breaker_failures=3, breaker_reset=0.4, retries=0) as s:
+    # "Fast" is well under the probe's latency, with room for a loaded machine (a burst of
+    # twenty new connections once took 0.12 s against a bound of 0.1 s).
+    probe_latency, fast = 0.4, 0.25
+    async with stack(breaker_failures=3, breaker_reset=0.4, retries=0, read_timeout=1.0) as s:
         names = buyers(s.store)
         cached = names[0]
         assert (await s.get(cached)).status == 200
@@ -308,17 +311,17 @@ async def test_breaker_opens_fails_fast_half_opens_one_probe_and_closes() -> Non
         # Open: no upstream call, a 503 that says when to come back, stale data if any.
         answer, took = await s.timed(names[4])
         assert answer.status == 503 and answer.header("retry-after") == "1"
-        assert b"failing" in answer.body and took < 0.1
+        assert b"failing" in answer.body and took < fast
         assert (await s.get(cached)).status == 200
         assert s.total_calls() == calls
         # Half open: one (slow) probe goes through while everyone else still fails fast.
         await asyncio.sleep(0.45)
-        s.faults("*:latency=150")
+        s.faults(f"*:latency={probe_latency * 1000:g}")
         burst = await asyncio.gather(*(s.timed(names[5]) for _ in range(20)))
         assert s.total_calls() == calls + 1
         assert {a.status for a, _ in burst} == {503}
-        assert max(took for _, took in burst) < 0.1
-        await settle(s, 0.2)
+        assert max(took for _, took in burst) < fast
+        await settle(s, probe_latency + 0.1)
         # The probe succeeded: closed again.
         s.sim.sim.clear_faults()
         assert (await s.get(names[6])).status == 200
