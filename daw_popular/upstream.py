@@ -584,7 +584,7 @@ class UpstreamClient:
                 f"upstream GET {target}: cannot connect to {self._authority}"
                 f" ({exc.strerror or exc})"
             ) from exc
-        if self._closed:
+        if self._is_closed():  # a call, which mypy does not narrow from the check above
             # `close()` ran while this one was connecting: it could not close what it did
             # not know of, so nothing may be sent on it now.
             conn.close()
@@ -592,6 +592,9 @@ class UpstreamClient:
         self._connections.add(conn)
         self._opened += 1
         return conn
+
+    def _is_closed(self) -> bool:
+        return self._closed
 
     def _release(self, conn: _Connection) -> None:
         """Give a clean connection to the first live waiter, else to the idle stack."""
