@@ -53,17 +53,12 @@ def instant(date: str) -> int:
 def _aware(date: str) -> datetime:
     """The date as an aware datetime (UTC when it names no offset)."""
     try:
-        parsed = _fromisoformat(date)
+        parsed = datetime.fromisoformat(date)
     except (TypeError, ValueError) as exc:
-        raise _bad_date(date) from exc
+        raise UpstreamBadResponse(f"Upstream sent a purchase with a bad date: {date!r}") from exc
     return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
 
 
-def _bad_date(date: object) -> UpstreamBadResponse:
-    return UpstreamBadResponse(f"Upstream sent a purchase with a bad date: {date!r}")
-
-
-_fromisoformat = datetime.fromisoformat
 _WHEN = itemgetter(1)
 
 
@@ -72,18 +67,11 @@ def buyers_newest_first(purchases_of_product: Iterable[Purchase]) -> tuple[str, 
 
     Equal instants order by username so the result never depends on store order.
     """
-    # `_aware`, inlined: this loop runs for every purchase of every product fetched.
     # Aware datetimes compare as instants, as `instant` does, without its arithmetic.
     newest: dict[str, datetime] = {}
     for purchase in purchases_of_product:
         username: str = purchase["username"]
-        date = purchase["date"]
-        try:
-            when = _fromisoformat(date)
-        except (TypeError, ValueError) as exc:
-            raise _bad_date(date) from exc
-        if when.tzinfo is None:
-            when = when.replace(tzinfo=UTC)
+        when = _aware(purchase["date"])
         known = newest.get(username)
         if known is None or when > known:
             newest[username] = when
