@@ -131,8 +131,8 @@ class PopularPurchases:
             reply = self._loader.store(key, *composed).value
             self.counters.looked_up("answer", "miss")
             return self._answer_conditionally(reply, request)
-        # Begun here, not in the task that waits for it: the composition then starts
-        # in the same event-loop turn as that task, not one turn later.
+        # Begun here, not in the task that waits for it: the composition runs at once,
+        # up to its first wait (its upstream requests are sent before this returns).
         begun = self._loader.begin(
             key, self._through_shared(("answer", username), lambda: self._compose(username))
         )

@@ -10,12 +10,18 @@ caller that goes away (client disconnected, deadline hit) stops waiting but neve
 cancels the fetch, so the others still get its result, or its exception, the same
 object for all. The task unfiles its key itself as it ends, so a call after completion
 starts a new fetch: nothing is cached here, that is the cache's job.
+
+A task starts eagerly: ``start`` runs its first step at once, as the task (as Python
+3.12's ``eager_start`` does), so a fetch sends its request before ``start`` returns,
+not one event-loop turn later. Under load a turn is long: at 10 concurrent cold
+answers, each turn a cold answer waited for cost it 0.13 to 0.24 ms.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Hashable
+from asyncio.tasks import _enter_task, _leave_task
+from collections.abc import Callable, Coroutine, Generator, Hashable
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar, TypeVarTuple
 
@@ -45,39 +51,60 @@ class SingleFlight(Generic[K, V]):
 
     def __contains__(self, key: K) -> bool:
         """True while a call for `key` is running (joining it would not start one)."""
-        task = self._tasks.get(key)
-        return task is not None and not task.done()
+        return key in self._tasks
 
     @property
     def in_flight(self) -> int:
-        # A task cancelled before it ever ran could not unfile itself: not counted.
-        return sum(1 for task in self._tasks.values() if not task.done())
+        # Every task filed is running: its first step runs in `start`, so even one
+        # cancelled at once unfiles itself as it ends.
+        return len(self._tasks)
 
-    def start(self, key: K, fn: Callable[[*Ts], Awaitable[V]], *args: *Ts) -> asyncio.Task[V]:
+    def start(
+        self, key: K, fn: Callable[[*Ts], Coroutine[Any, Any, V]], *args: *Ts
+    ) -> asyncio.Task[V]:
         """The running task for `key`, or a new one running `fn(*args)`; never a second one.
 
+        A new task has run its first step when this returns (see the module's text): it
+        is never done yet, but its fetch may already be waiting for an answer.
         (Arguments rather than a `functools.partial`: one is made per upstream call,
         and it costs more than the rest of this method.)
         """
         self.calls += 1
         task = self._tasks.get(key)
-        if task is not None and not task.done():
+        if task is not None:
             self.deduped += 1
             return task
-        task = asyncio.get_running_loop().create_task(self._run(key, fn, args))
+        loop = asyncio.get_running_loop()
+        first = _FirstStep()
+        run = self._run(key, fn, args, first)
+        task = loop.create_task(run)
         self._tasks[key] = task
         task.add_done_callback(_retrieve)
+        first.take(loop, task, run)
         return task
 
     def statistics(self) -> FlightStatistics:
         """A snapshot of the counters, for metrics."""
         return FlightStatistics(calls=self.calls, deduped=self.deduped, in_flight=self.in_flight)
 
-    async def _run(self, key: K, fn: Callable[[*Ts], Awaitable[V]], args: tuple[*Ts]) -> V:
+    async def _run(
+        self,
+        key: K,
+        fn: Callable[[*Ts], Coroutine[Any, Any, V]],
+        args: tuple[*Ts],
+        first: _FirstStep,
+    ) -> V:
         # Calls fn inside the task, so even an exception raised before fn's first await
         # becomes the shared outcome rather than escaping into whichever caller came first.
         try:
-            return await fn(*args)
+            try:
+                return await fn(*args)
+            finally:
+                if first.running:
+                    # fn ended without waiting once, during the first step `start` ran:
+                    # the task's own first step, already scheduled, must find this
+                    # coroutine unfinished, so it ends there, one turn later.
+                    await _NEXT_TURN
         finally:
             # The key is unfiled here, as the task ends and before anyone can see it done:
             # while it runs, no `start` replaces it (it is not done), so the entry is ours.
@@ -85,6 +112,58 @@ class SingleFlight(Generic[K, V]):
             # groupcache. (A done callback would unfile it one event-loop turn later, and
             # would have to check that it is not removing a newer task.)
             self._tasks.pop(key, None)
+
+
+class _FirstStep:
+    """A task's first step, run by `SingleFlight.start` rather than by the event loop.
+
+    The task is created first, so its first step is already scheduled; `take` runs the
+    coroutine up to its first wait, with the task as the current task (what
+    `asyncio.timeout` and `current_task()` inside the fetch expect), then hands the
+    future it waits for back to the task. The scheduled step then resumes the
+    coroutine, which yields that future again, now to the task (a pending asyncio
+    future yields itself again once its `_asyncio_future_blocking` flag is cleared),
+    and the task waits for it as usual; a cancellation arriving before that step is
+    thrown into the coroutine where it waits, as any other.
+    """
+
+    __slots__ = ("running",)
+
+    def __init__(self) -> None:
+        self.running = False
+
+    def take(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        task: asyncio.Task[Any],
+        run: Coroutine[Any, Any, Any],
+    ) -> None:
+        caller = asyncio.current_task(loop)
+        if caller is not None:
+            _leave_task(loop, caller)
+        _enter_task(loop, task)
+        self.running = True
+        try:
+            waited = run.send(None)
+        finally:
+            self.running = False
+            _leave_task(loop, task)
+            if caller is not None:
+                _enter_task(loop, caller)
+        if waited is not None:
+            waited._asyncio_future_blocking = False
+
+
+class _NextTurn:
+    """`await _NEXT_TURN` yields to the event loop once, as `asyncio.sleep(0)` does."""
+
+    __slots__ = ()
+
+    def __await__(self) -> Generator[None, None, None]:
+        yield
+
+
+_NEXT_TURN = _NextTurn()
 
 
 def _retrieve(task: asyncio.Task[Any]) -> None:

@@ -361,7 +361,10 @@ async def test_our_own_full_queue_does_not_open_the_breaker() -> None:
 # D. Retries: full jitter, inside the deadline, within the budget.
 
 
-@pytest.mark.parametrize("fault", ["status=500@0.5", "reset@0.5", "hang=0.05@0.5"])
+# Failures at 30%: at 50% the retry budget runs dry (about 60 retries for 84 calls), as
+# designed, and 3 to 16 answers in 30 came out whole in 24 runs; one run of the suite got
+# none and failed `any(... == 200)`. At 30%, about 29 retries suffice.
+@pytest.mark.parametrize("fault", ["status=500@0.3", "reset@0.3", "hang=0.05@0.5"])
 async def test_retries_under_load_stay_within_one_plus_retries(fault: str) -> None:
     async with stack(retries=2, deadline=1.0) as s:
         s.faults(f"*:{fault}")

@@ -188,16 +188,124 @@ async def test_start_passes_its_arguments() -> None:
     assert await flights.start("k", join) == ""
 
 
-async def test_a_task_cancelled_before_it_ran_is_not_in_flight() -> None:
+async def test_a_task_cancelled_before_its_scheduled_step_cancels_its_fetch() -> None:
+    """The fetch began in `start`; a cancellation before the task's own first step is
+    thrown into the fetch where it waits, so its cleanup runs and its key is freed."""
     flights: SingleFlight[str, object] = SingleFlight()
-    fn = Gated()
-    task = flights.start("k", fn)
-    task.cancel()  # before its first step: its coroutine never runs
+    gate = asyncio.Event()
+    seen: list[str] = []
+
+    async def fetch() -> object:
+        seen.append("sent")
+        try:
+            await gate.wait()
+        except asyncio.CancelledError:
+            seen.append("cancelled")
+            raise
+        return "value"
+
+    task = flights.start("k", fetch)
+    assert seen == ["sent"]
+    task.cancel()
     await settle()
-    assert task.cancelled() and fn.calls == 0
+    assert task.cancelled() and seen == ["sent", "cancelled"]
     assert flights.in_flight == 0 and "k" not in flights
-    fn.gate.set()
-    assert await flights.start("k", fn) == "value"
+    gate.set()
+    assert await flights.start("k", fetch) == "value"
+
+
+async def test_start_runs_the_first_step_at_once_as_the_new_task() -> None:
+    """`start` returns with the fetch waiting on its first await (its request sent),
+    having run as the new task; the caller is the current task again afterwards."""
+    flights: SingleFlight[str, object] = SingleFlight()
+    seen: list[asyncio.Task[Any] | None] = []
+    gate = asyncio.get_running_loop().create_future()
+
+    async def fetch() -> object:
+        seen.append(asyncio.current_task())
+        value = await gate
+        seen.append(asyncio.current_task())
+        return value
+
+    caller = asyncio.current_task()
+    task = flights.start("k", fetch)
+    assert seen == [task] and asyncio.current_task() is caller
+    assert not task.done() and "k" in flights
+    gate.set_result("value")
+    assert await task == "value"
+    assert seen == [task, task]
+
+
+async def test_a_timeout_scope_in_the_first_step_belongs_to_the_new_task() -> None:
+    """An `asyncio.timeout` entered in the first step cancels the fetch, not the caller."""
+    flights: SingleFlight[str, object] = SingleFlight()
+
+    async def slow() -> object:
+        async with asyncio.timeout(0.01):
+            await asyncio.sleep(10)
+        return "never"
+
+    task = flights.start("k", slow)
+    with pytest.raises(TimeoutError):
+        await asyncio.shield(task)
+    assert asyncio.current_task() is not None and not asyncio.current_task().cancelling()
+
+
+async def test_a_future_done_before_the_scheduled_step_is_read_by_it() -> None:
+    flights: SingleFlight[str, object] = SingleFlight()
+    gate = asyncio.get_running_loop().create_future()
+
+    async def fetch() -> object:
+        return await gate
+
+    task = flights.start("k", fetch)
+    gate.set_result("early")
+    assert await task == "early"
+
+
+@pytest.mark.parametrize("error", [None, UpstreamUnavailable("refused at once")])
+async def test_a_fetch_that_never_waits_ends_its_task_one_turn_later(
+    error: BaseException | None,
+) -> None:
+    """A fetch may end in its first step (a breaker that is open raises at once): its
+    task is not done when `start` returns, and then ends with that outcome."""
+    flights: SingleFlight[str, object] = SingleFlight()
+
+    async def at_once() -> object:
+        if error is not None:
+            raise error
+        return "value"
+
+    task = flights.start("k", at_once)
+    assert not task.done() and "k" in flights
+    if error is None:
+        assert await asyncio.shield(task) == "value"
+    else:
+        with pytest.raises(UpstreamUnavailable):
+            await asyncio.shield(task)
+    assert flights.in_flight == 0 and "k" not in flights
+
+
+async def test_start_from_a_loop_callback_outside_any_task() -> None:
+    """The server starts flights from a protocol callback, where no task is current."""
+    flights: SingleFlight[str, object] = SingleFlight()
+    loop = asyncio.get_running_loop()
+    started: asyncio.Future[asyncio.Task[object]] = loop.create_future()
+    current: list[asyncio.Task[Any] | None] = []
+
+    async def fetch() -> object:
+        await asyncio.sleep(0)
+        return "value"
+
+    def callback() -> None:
+        task = flights.start("k", fetch)
+        current.append(asyncio.current_task(loop))
+        started.set_result(task)
+
+    loop.call_soon(callback)
+    task = await started
+    assert current == [None]
+    assert await task == "value"
 
 
 async def test_unretrieved_failure_of_a_background_start_is_not_logged() -> None:
