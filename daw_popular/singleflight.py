@@ -20,6 +20,7 @@ answers, each turn a cold answer waited for cost it 0.13 to 0.24 ms.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 from asyncio.tasks import _enter_task, _leave_task
 from collections.abc import Callable, Coroutine, Generator, Hashable
 from dataclasses import dataclass
@@ -77,10 +78,11 @@ class SingleFlight(Generic[K, V]):
         loop = asyncio.get_running_loop()
         first = _FirstStep()
         run = self._run(key, fn, args, first)
-        task = loop.create_task(run)
+        context = contextvars.copy_context()
+        task = loop.create_task(run, context=context)
         self._tasks[key] = task
         task.add_done_callback(_retrieve)
-        first.take(loop, task, run)
+        first.take(loop, task, run, context)
         return task
 
     def statistics(self) -> FlightStatistics:
@@ -119,7 +121,8 @@ class _FirstStep:
 
     The task is created first, so its first step is already scheduled; `take` runs the
     coroutine up to its first wait, with the task as the current task (what
-    `asyncio.timeout` and `current_task()` inside the fetch expect), then hands the
+    `asyncio.timeout` and `current_task()` inside the fetch expect) and in the task's
+    context (a context variable the fetch sets stays its own), then hands the
     future it waits for back to the task. The scheduled step then resumes the
     coroutine, which yields that future again, now to the task (a pending asyncio
     future yields itself again once its `_asyncio_future_blocking` flag is cleared),
@@ -137,6 +140,7 @@ class _FirstStep:
         loop: asyncio.AbstractEventLoop,
         task: asyncio.Task[Any],
         run: Coroutine[Any, Any, Any],
+        context: contextvars.Context,
     ) -> None:
         caller = asyncio.current_task(loop)
         if caller is not None:
@@ -144,7 +148,7 @@ class _FirstStep:
         _enter_task(loop, task)
         self.running = True
         try:
-            waited = run.send(None)
+            waited = context.run(run.send, None)
         finally:
             self.running = False
             _leave_task(loop, task)

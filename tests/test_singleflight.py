@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import gc
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -234,6 +235,27 @@ async def test_start_runs_the_first_step_at_once_as_the_new_task() -> None:
     gate.set_result("value")
     assert await task == "value"
     assert seen == [task, task]
+
+
+TRACE: contextvars.ContextVar[str] = contextvars.ContextVar("TRACE", default="caller's")
+
+
+async def test_the_first_step_runs_in_the_new_task_s_context() -> None:
+    """A context variable the fetch sets before its first wait is the fetch's own: the
+    caller never sees it, the fetch's later steps do."""
+    flights: SingleFlight[str, object] = SingleFlight()
+    gate = asyncio.get_running_loop().create_future()
+
+    async def fetch() -> object:
+        TRACE.set("the fetch's")
+        await gate
+        return TRACE.get()
+
+    task = flights.start("k", fetch)
+    assert TRACE.get() == "caller's"
+    gate.set_result(None)
+    assert await task == "the fetch's"
+    assert TRACE.get() == "caller's"
 
 
 async def test_a_timeout_scope_in_the_first_step_belongs_to_the_new_task() -> None:
