@@ -292,7 +292,9 @@ class Loader(Generic[K, V]):
     def _refresh(self, key: K, fetch: Fetch[V]) -> None:
         if key in self._flights:
             return
-        task = self._flights.start(key, self._load, key, fetch)
+        # Not eager: the request that found the entry due is answered before its
+        # refresh does any work.
+        task = self._flights.start(key, self._load, key, fetch, eager=False)
         task.add_done_callback(partial(self._refreshed, key))
 
     def _refreshed(self, key: K, task: asyncio.Task[Entry[V]]) -> None:

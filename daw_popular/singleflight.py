@@ -61,12 +61,18 @@ class SingleFlight(Generic[K, V]):
         return len(self._tasks)
 
     def start(
-        self, key: K, fn: Callable[[*Ts], Coroutine[Any, Any, V]], *args: *Ts
+        self,
+        key: K,
+        fn: Callable[[*Ts], Coroutine[Any, Any, V]],
+        *args: *Ts,
+        eager: bool = True,
     ) -> asyncio.Task[V]:
         """The running task for `key`, or a new one running `fn(*args)`; never a second one.
 
         A new task has run its first step when this returns (see the module's text): it
-        is never done yet, but its fetch may already be waiting for an answer.
+        is never done yet, but its fetch may already be waiting for an answer. With
+        `eager=False` it starts at the loop's next turn instead, for a background
+        refresh that nobody waits for: the caller that started it goes on first.
         (Arguments rather than a `functools.partial`: one is made per upstream call,
         and it costs more than the rest of this method.)
         """
@@ -82,7 +88,8 @@ class SingleFlight(Generic[K, V]):
         task = loop.create_task(run, context=context)
         self._tasks[key] = task
         task.add_done_callback(_retrieve)
-        first.take(loop, task, run, context)
+        if eager:
+            first.take(loop, task, run, context)
         return task
 
     def statistics(self) -> FlightStatistics:

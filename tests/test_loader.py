@@ -148,6 +148,22 @@ async def test_stale_key_under_100_concurrent_gets_is_refreshed_once() -> None:
     assert s.upstream.calls == 2
 
 
+async def test_a_refresh_starts_after_the_answer_that_found_the_entry_due() -> None:
+    """A miss fetches at once (eager); a stale entry's refresh waits for the next turn,
+    so the request served stale is answered first."""
+    s = Setup(ttl=10.0, swr=30.0)
+    flight = s.loader.begin("k", s.upstream.fetch)
+    assert isinstance(flight, Flight) and s.upstream.calls == 1
+    await landing(flight)
+    s.clock.now += 15
+    stale = s.loader.begin("k", s.upstream.fetch)
+    assert isinstance(stale, Lookup) and stale.state == "stale"
+    assert s.upstream.calls == 1 and "k" in s.flights
+    await asyncio.sleep(0)
+    assert s.upstream.calls == 2
+    await s.settle()
+
+
 async def test_failed_refresh_keeps_the_old_entry_and_is_reported() -> None:
     s = Setup(ttl=10.0, swr=30.0)
     await s.get()

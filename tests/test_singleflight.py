@@ -273,6 +273,20 @@ async def test_a_timeout_scope_in_the_first_step_belongs_to_the_new_task() -> No
     assert asyncio.current_task() is not None and not asyncio.current_task().cancelling()
 
 
+async def test_a_start_that_is_not_eager_runs_at_the_next_turn() -> None:
+    flights: SingleFlight[str, object] = SingleFlight()
+    seen: list[asyncio.Task[Any] | None] = []
+
+    async def fetch() -> object:
+        seen.append(asyncio.current_task())
+        return "value"
+
+    task = flights.start("k", fetch, eager=False)
+    assert seen == [] and "k" in flights and flights.start("k", fetch) is task
+    assert await task == "value"
+    assert seen == [task] and "k" not in flights
+
+
 async def test_a_future_done_before_the_scheduled_step_is_read_by_it() -> None:
     flights: SingleFlight[str, object] = SingleFlight()
     gate = asyncio.get_running_loop().create_future()
