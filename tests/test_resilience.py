@@ -533,7 +533,7 @@ async def test_xfetch_refreshes_a_hot_entry_before_it_expires(beta: float) -> No
         xfetch_beta=beta,
     ) as s:
         name = buyers(s.store)[0]
-        s.faults("*:latency=50")  # a fetch time XFetch can measure; a miss waits 100 ms+
+        s.faults("*:latency=50")  # a fetch time XFetch can measure; a miss waits 50 ms+
         await s.get(name)
         s.sim.sim.reset_stats()
         early: list[float] = []
@@ -554,7 +554,11 @@ async def test_xfetch_refreshes_a_hot_entry_before_it_expires(beta: float) -> No
             assert max(early + later) < 0.08, (early, later)
         else:
             assert refetched == {}
-            assert max(later) >= 0.1
+            # Past the expiry some reader waits for at least one round (50 ms). Not always
+            # both: one that comes as the first round's data expires may find the second
+            # round's still fresh (stored 50 ms later); the next reader then waits for
+            # that round alone (seen once: two reads of 55 ms).
+            assert max(later) >= 0.05
 
 
 async def test_an_upstream_error_is_never_negatively_cached() -> None:
