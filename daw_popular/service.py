@@ -45,6 +45,9 @@ PREFIX = "/api/recent_purchases/"
 # measured per-entry overhead, which assumes a plain string key.
 _TUPLE_KEY_OVERHEAD = 64
 
+Begun = Lookup[Any] | Flight[Any, Any]
+Fetch = Callable[[], Awaitable[tuple[Any, Freshness]]]
+
 
 class PopularPurchases:
     """Answers `GET /api/recent_purchases/{username}` from cache or upstream."""
@@ -211,12 +214,20 @@ class PopularPurchases:
 
         The second round (products and their buyers) starts as soon as the purchases
         are known, without waiting for the user lookup: an unknown user has no
-        purchases, so nothing is fetched in vain. Waiting never cancels a fetch
-        (see `landing`): whatever was started goes on to fill the cache.
+        purchases, so nothing is fetched in vain. When this composition fetches the
+        purchases itself, that fetch begins the second round in the task step that
+        parses them, not three steps later when this coroutine resumes (the fetch's
+        end, the wait's callback, this task's wake-up): under load each step waits
+        behind the others' work, and the second round's 2 ms start that much sooner.
+        Waiting never cancels a fetch (see `landing`): whatever was started goes on to
+        fill the cache.
         """
         # The purchases go first: the second round waits for them, not for the user
         # lookup, and an upstream that serves calls in order then answers them first.
-        ids = self._begin(("purchases", username))
+        key = ("purchases", username)
+        second_round = _SecondRound()
+        fetch = partial(self._fetch_purchases, key, second_round)
+        ids = self._begin(key, self._through_shared(key, fetch))
         user = self._begin(("user", username))
         await landing(user, ids, first=True)
         if isinstance(user, Lookup) or user.landed():  # a failure is raised here
@@ -226,8 +237,9 @@ class PopularPurchases:
         await landing(ids)
         ids = self._settle(ids)
         product_ids: tuple[int, ...] = ids.value
-        second = [self._begin(("product", pid)) for pid in product_ids]
-        second += [self._begin(("buyers", pid)) for pid in product_ids]
+        second = second_round.begun
+        if second is None:  # the purchases came from a cache or from another's fetch
+            second = self._begin_second_round(product_ids)
         # A failure with nothing stale to stand in for it ends the wait at once.
         error = await landing(user, *second, until=self._loader.failure)
         if error is not None:
@@ -294,18 +306,34 @@ class PopularPurchases:
 
     # the resources, each read through the loader
 
-    def _begin(self, key: tuple[str, Any]) -> Lookup[Any] | Flight[Any, Any]:
-        begun = self._loader.begin(key, self._through_shared(key, partial(self._fetch, key)))
+    def _begin(self, key: tuple[str, Any], fetch: Fetch | None = None) -> Begun:
+        if fetch is None:
+            fetch = self._through_shared(key, partial(self._fetch, key))
+        begun = self._loader.begin(key, fetch)
         if isinstance(begun, Lookup):
             self.counters.looked_up(key[0], begun.state)
         return begun
 
-    def _settle(self, begun: Lookup[Any] | Flight[Any, Any]) -> Lookup[Any]:
+    def _settle(self, begun: Begun) -> Lookup[Any]:
         if isinstance(begun, Lookup):
             return begun
         lookup = self._loader.settle(begun)
         self.counters.looked_up(begun.key[0], lookup.state)
         return lookup
+
+    def _begin_second_round(self, product_ids: tuple[int, ...]) -> list[Begun]:
+        """Each product's object, then each product's buyers, in `product_ids` order."""
+        second = [self._begin(("product", pid)) for pid in product_ids]
+        second += [self._begin(("buyers", pid)) for pid in product_ids]
+        return second
+
+    async def _fetch_purchases(
+        self, key: tuple[str, Any], second_round: _SecondRound
+    ) -> tuple[Any, Freshness]:
+        """`_fetch`, then the second round begun at once, in the same task step."""
+        value, freshness = await self._fetch(key)
+        second_round.begun = self._begin_second_round(value)
+        return value, freshness
 
     async def _fetch(self, key: tuple[str, Any]) -> tuple[Any, Freshness]:
         kind, ident = key
@@ -329,6 +357,15 @@ class PopularPurchases:
         if self._shared is None:
             return fetch
         return partial(self._shared.load, key, fetch)
+
+
+class _SecondRound:
+    """The second round of a composition, when its own purchases fetch began it."""
+
+    __slots__ = ("begun",)
+
+    def __init__(self) -> None:
+        self.begun: list[Begun] | None = None
 
 
 def _remaining(data_fresh_until: float, window: float, fresh_until: float) -> float:

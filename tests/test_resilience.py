@@ -10,9 +10,9 @@ import asyncio
 import dataclasses
 import re
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, cast
 from urllib.parse import quote
 
 import orjson
@@ -22,11 +22,14 @@ from support import Answer, expected_answer, http
 from daw_popular import app as service_app
 from daw_popular.app import App
 from daw_popular.breaker import CircuitBreaker, State
+from daw_popular.cache import Cache
 from daw_popular.config import Settings
+from daw_popular.dawapi import DawApi
 from daw_popular.errors import UpstreamError
 from daw_popular.resilience import GuardedUpstream
 from daw_popular.retry import RetryBudget
 from daw_popular.server import HttpServer, Request
+from daw_popular.service import PopularPurchases
 from daw_popular.sim import RunningSimulator, Store, start_simulator
 from daw_popular.upstream import ClientLimits, UpstreamClient
 
@@ -500,18 +503,44 @@ async def test_a_stale_answer_is_served_without_a_task() -> None:
         assert s.calls() == {k: 2 * v for k, v in s.resources(name).items()}
 
 
-async def test_a_cold_answer_asks_the_upstream_two_loop_turns_after_the_request() -> None:
-    """The composition is begun in the request's own call: one turn for it to start, one
-    for its first fetches, then the requests go out on warm connections."""
+async def test_a_cold_answer_asks_the_upstream_within_the_request_s_own_call() -> None:
+    """The composition and its first fetches start eagerly: on warm connections, the
+    purchases and user requests are sent before the handler returns."""
     async with stack() as s:
         warm, cold = buyers(s.store)[:2]
         await s.get(warm)  # opens pooled connections
         sent = s.app.client.statistics().requests_sent
-        answer = asyncio.ensure_future(s.app.service(direct_request(cold), cold))
-        await asyncio.sleep(0)
-        await asyncio.sleep(0)
+        answer = s.app.service(direct_request(cold), cold)
         assert s.app.client.statistics().requests_sent == sent + 2  # purchases and user
-        assert (await answer).startswith(b"HTTP/1.1 200 OK")
+        assert (await cast(Awaitable[bytes], answer)).startswith(b"HTTP/1.1 200 OK")
+
+
+async def test_the_second_round_is_asked_for_in_the_step_that_reads_the_purchases() -> None:
+    """The products and their buyers are asked for one loop turn after the purchases
+    answer is in, from inside that fetch, not after the composition resumes (three)."""
+    loop = asyncio.get_running_loop()
+    asked: list[str] = []
+    answers: dict[str, asyncio.Future[Any]] = {}
+
+    async def get_json(target: str) -> Any:
+        asked.append(target)
+        answers[target] = loop.create_future()
+        return await answers[target]
+
+    service = PopularPurchases(DawApi(get_json), cache=Cache(1 << 20))
+    answer = asyncio.ensure_future(
+        cast(Awaitable[bytes], service(direct_request("Edna66"), "Edna66"))
+    )
+    assert asked == ["/api/purchases/by_user/Edna66?limit=5", "/api/users/Edna66"]
+    purchase = {"id": 1, "username": "Edna66", "productId": 7, "date": "2026-11-22T03:56:34.783Z"}
+    answers[asked[0]].set_result({"purchases": [purchase]})
+    await asyncio.sleep(0)
+    assert asked[2:] == ["/api/products/7", "/api/purchases/by_product/7?limit=1000&skip=0"]
+    answers[asked[1]].set_result({"user": {"username": "Edna66", "email": "e@example.com"}})
+    answers[asked[2]].set_result({"product": {"id": 7, "face": "(o_o)", "price": 1, "size": 2}})
+    answers[asked[3]].set_result({"purchases": [purchase]})
+    assert (await answer).startswith(b"HTTP/1.1 200 OK")
+    assert len(asked) == 4
 
 
 # XFetch draws at random, so beta must make a miss negligible, not merely rare. At 1,000 it
