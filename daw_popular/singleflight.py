@@ -52,13 +52,14 @@ class SingleFlight(Generic[K, V]):
 
     def __contains__(self, key: K) -> bool:
         """True while a call for `key` is running (joining it would not start one)."""
-        return key in self._tasks
+        task = self._tasks.get(key)
+        return task is not None and not task.done()
 
     @property
     def in_flight(self) -> int:
-        # Every task filed is running: its first step runs in `start`, so even one
-        # cancelled at once unfiles itself as it ends.
-        return len(self._tasks)
+        # A task not started eagerly and cancelled before its first step never ran, so
+        # it could not unfile itself: not counted (and replaced by the next `start`).
+        return sum(1 for task in self._tasks.values() if not task.done())
 
     def start(
         self,
@@ -78,7 +79,7 @@ class SingleFlight(Generic[K, V]):
         """
         self.calls += 1
         task = self._tasks.get(key)
-        if task is not None:
+        if task is not None and not task.done():
             self.deduped += 1
             return task
         loop = asyncio.get_running_loop()
@@ -161,7 +162,7 @@ class _FirstStep:
             _leave_task(loop, task)
             if caller is not None:
                 _enter_task(loop, caller)
-        if waited is not None:
+        if getattr(waited, "_asyncio_future_blocking", False):
             waited._asyncio_future_blocking = False
 
 

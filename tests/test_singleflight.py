@@ -287,6 +287,18 @@ async def test_a_start_that_is_not_eager_runs_at_the_next_turn() -> None:
     assert seen == [task] and "k" not in flights
 
 
+async def test_a_lazy_start_cancelled_before_it_ran_is_not_in_flight() -> None:
+    flights: SingleFlight[str, object] = SingleFlight()
+    fn = Gated()
+    task = flights.start("k", fn, eager=False)
+    task.cancel()  # before its first step: its coroutine never runs
+    await settle()
+    assert task.cancelled() and fn.calls == 0
+    assert flights.in_flight == 0 and "k" not in flights
+    fn.gate.set()
+    assert await flights.start("k", fn) == "value"
+
+
 async def test_a_future_done_before_the_scheduled_step_is_read_by_it() -> None:
     flights: SingleFlight[str, object] = SingleFlight()
     gate = asyncio.get_running_loop().create_future()
