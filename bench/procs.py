@@ -147,6 +147,12 @@ def limit_server(logs: Path, response: bytes) -> contextlib.AbstractContextManag
     return running("limit", argv, port, logs, cpu=SERVER_CPU)
 
 
+def cold_limit(logs: Path, upstream: str) -> contextlib.AbstractContextManager[Proc]:
+    port = free_port()
+    argv = [PYTHON, "-m", "bench.cold_limit", "--port", str(port), "--upstream", upstream]
+    return running("cold-limit", argv, port, logs, cpu=SERVER_CPU)
+
+
 def raw_get(port: int, target: str, timeout: float = 30.0) -> bytes:
     """One GET on a fresh connection; the complete response exactly as it was sent."""
     with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:

@@ -33,6 +33,8 @@ def _fmt_point(name: str, point: dict[str, Any]) -> list[str]:
             f"{limit['p99_ms']:.3f}",
             f"{point['ratio']:.2f}x",
         ]
+        if "p50_to_bound" in point:
+            row[-1] += f", p50 {point['p50_to_bound']:.2f}x bound"
     else:
         row += ["", "", "", f"p50 {point['p50_to_bound']:.2f}x bound"]
     return row

@@ -314,46 +314,52 @@ def _upstream_call_seconds(service: procs.Proc) -> tuple[float, float]:
 
 
 def cold(ctx: Context) -> dict[str, Any]:
-    """Every request a user never seen, 2 ms injected upstream latency."""
+    """Every request a user never seen, 2 ms injected upstream latency.
+
+    At each concurrency the service, then the cold limit (`bench/cold_limit.py`) on
+    other users never seen: two round trips + 1 ms is the target, the cold limit what
+    a Python server of this design without the service's layers makes of it here.
+    """
     slices = ctx.plan.cold_users
-    total = sum(slices) + 1
+    total = 2 * sum(slices) + 1
     with procs.simulator(ctx.logs, users=total, products=total, latency_ms=COLD_UPSTREAM_MS) as sim:
         names = _usernames(sim, total)
         rtt = _upstream_rtt_ms(sim, names[-1])
         bound = 2 * max(COLD_UPSTREAM_MS, rtt) + COLD_SLACK_MS
         ctx.progress.step(f"  cold: upstream round trip {rtt:.2f} ms, bound {bound:.2f} ms")
         points: list[dict[str, Any]] = []
-        with procs.service(ctx.logs, sim.url) as service:
-            start = 0
+        start = 0  # each load takes users no load has asked for
+        with (
+            procs.service(ctx.logs, sim.url) as service,
+            procs.cold_limit(ctx.logs, sim.url) as limit,
+        ):
             for c, size in zip(ctx.plan.cold_connections, slices, strict=True):
-                paths = [_path(n) for n in names[start : start + size]]
-                start += size
-                seconds_before, calls_before = _upstream_call_seconds(service)
-                result = _load_run(
-                    ctx,
-                    f"cold c={c} service",
-                    service,
-                    c,
-                    paths_file=_write_paths(ctx, f"cold-{c}", paths),
-                )
-                seconds, calls = _upstream_call_seconds(service)
-                calls -= calls_before
-                # An upstream call as the service saw it, under this load: the simulator
-                # shares the load generator's core, and its round trip grows with load.
-                call_ms = 1e3 * (seconds - seconds_before) / calls if calls else 0.0
+                ours, calls, call_ms = _cold_run(ctx, service, c, names[start : start + size])
                 ctx.progress.step(
-                    f"  cold c={c}: {calls / max(1, result.requests):.1f} upstream calls per "
-                    f"answer, {call_ms:.2f} ms each on average"
+                    f"  cold c={c}: {calls:.1f} upstream calls per answer, {call_ms:.2f} ms each"
+                    " on average"
+                )
+                floor_paths = [_path(n) for n in names[start + size : start + 2 * size]]
+                start += 2 * size
+                floor = _load_run(
+                    ctx,
+                    f"cold c={c} limit",
+                    limit,
+                    c,
+                    paths_file=_write_paths(ctx, f"cold-limit-{c}", floor_paths),
                 )
                 points.append(
                     {
                         "connections": c,
-                        "service": result.as_dict(),
-                        "upstream_calls_per_answer": calls / max(1, result.requests),
+                        "service": ours.as_dict(),
+                        "limit": floor.as_dict(),
+                        "ratio": ours.rps / floor.rps if floor.rps else 0.0,
+                        "upstream_calls_per_answer": calls,
                         "upstream_call_mean_ms": call_ms,
                         "bound_ms": bound,
-                        "p50_to_bound": result.p50_ms / bound,
-                        "every_user_new": (result.paths_used or 0) <= (result.paths or 0),
+                        "p50_to_bound": ours.p50_ms / bound,
+                        "limit_p50_to_bound": floor.p50_ms / bound,
+                        "every_user_new": _every_path_once(ours) and _every_path_once(floor),
                     }
                 )
     checks = []
@@ -364,6 +370,25 @@ def cold(ctx: Context) -> dict[str, Any]:
         if not p["every_user_new"]:
             checks.append(check(f"cold c={c} users", "all new", "list wrapped", False))
     return {"upstream_rtt_ms": rtt, "bound_ms": bound, "points": points, "checks": checks}
+
+
+def _cold_run(
+    ctx: Context, service: procs.Proc, c: int, names: Sequence[str]
+) -> tuple[wrk.WrkResult, float, float]:
+    """One cold load on the service; its upstream calls per answer and their mean ms."""
+    seconds_before, calls_before = _upstream_call_seconds(service)
+    paths_file = _write_paths(ctx, f"cold-{c}", [_path(n) for n in names])
+    result = _load_run(ctx, f"cold c={c} service", service, c, paths_file=paths_file)
+    seconds, calls = _upstream_call_seconds(service)
+    calls -= calls_before
+    # An upstream call as the service saw it, under this load: the simulator shares
+    # the load generator's core, and its round trip grows with load.
+    call_ms = 1e3 * (seconds - seconds_before) / calls if calls else 0.0
+    return result, calls / max(1, result.requests), call_ms
+
+
+def _every_path_once(result: wrk.WrkResult) -> bool:
+    return (result.paths_used or 0) <= (result.paths or 0)
 
 
 def stampede(ctx: Context) -> dict[str, Any]:

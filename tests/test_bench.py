@@ -1,17 +1,27 @@
-"""The benchmark harness: wrk report parsing, the limit server, the summary, one short wrk run."""
+"""The benchmark harness: wrk report parsing, the limit servers, the summary, one short wrk run."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
 import shutil
+from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
+from urllib.parse import quote
 
+import orjson
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from support import expected_answer, free_port, http
 
-from bench import instructions, procs, report, wrk
+from bench import cold_limit, instructions, procs, report, wrk
 from bench.client import read_response
+from daw_popular.sim import Store, start_simulator
+
+FIXTURES = sorted((Path(__file__).parents[2] / "shared" / "fixtures").glob("real-upstream-*.json"))
 
 ANSWER = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 7\r\n\r\n[1,2,3]"
 
@@ -184,6 +194,15 @@ def test_summary_marks_each_target() -> None:
     assert "FAIL  b: 3 (target 0)" in text
 
 
+def test_summary_gives_a_cold_point_its_limit_and_its_bound() -> None:
+    point = {"connections": 10, "service": wrk.parse(PLAIN_RUN).as_dict(), "ratio": 0.75}
+    point |= {"limit": wrk.parse(TROUBLED_RUN).as_dict(), "p50_to_bound": 1.125}
+    text = report.table({"meta": {}, "scenarios": {"cold": {"points": [point]}}})
+    row = text.splitlines()[1].split()
+    assert row[:3] == ["cold", "10", "51,480"]
+    assert row[-4:] == ["0.75x,", "p50", "1.12x", "bound"]
+
+
 def test_one_second_of_wrk_against_the_limit_server(tmp_path: Path) -> None:
     with procs.limit_server(tmp_path, ANSWER) as limit:
         argv = wrk.command(limit.url + "/", 4, 1, cpu=None)
@@ -219,3 +238,58 @@ def test_instructions_reads_the_total_of_a_callgrind_dump() -> None:
     assert instructions.totals("events: Ir\nsummary: 77\n") == 77
     with pytest.raises(instructions.CallgrindError):
         instructions.totals("events: Ir\n")
+
+
+@contextlib.asynccontextmanager
+async def _cold_limit(store: Store, *, page: int = 1000) -> AsyncIterator[int]:
+    sim = await start_simulator(store)
+    server = await cold_limit.start(sim.url, page=page)
+    try:
+        yield server.sockets[0].getsockname()[1]
+    finally:
+        server.close()
+        await sim.close()
+
+
+def _load(path: Path) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    return data
+
+
+@pytest.mark.parametrize("fixture", FIXTURES, ids=lambda p: p.stem)
+async def test_cold_limit_gives_every_user_of_a_real_data_set_the_reference_answer(
+    fixture: Path,
+) -> None:
+    data = _load(fixture)
+    async with _cold_limit(Store.from_fixture(fixture)) as port:
+        for user in data["users"]:
+            name = user["username"]
+            answer = await http(port, "/api/recent_purchases/" + quote(name, safe=""))
+            assert answer.status == 200, answer
+            assert orjson.loads(answer.body) == expected_answer(data, name)
+        unknown = await http(port, "/api/recent_purchases/No.Such%20User")
+        assert unknown.status == 404
+        assert unknown.body == b"User with username of 'No.Such User' was not found"
+
+
+async def test_cold_limit_pages_through_every_buyer() -> None:
+    store = Store.generate(seed=7, users=400, products=3, max_purchases_per_user=6)
+    data = {"users": store.users, "products": store.products, "purchases": store.purchases}
+    async with _cold_limit(store, page=7) as port:
+        for user in store.users[:25]:
+            name = user["username"]
+            answer = await http(port, "/api/recent_purchases/" + quote(name, safe=""))
+            assert orjson.loads(answer.body) == expected_answer(data, name)
+    assert max(len(entry["recent"]) for entry in orjson.loads(answer.body)) > 10
+
+
+async def test_cold_limit_closes_the_client_when_the_upstream_is_gone() -> None:
+    server = await cold_limit.start(f"http://127.0.0.1:{free_port()}")
+    try:
+        port = server.sockets[0].getsockname()[1]
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(b"GET /api/recent_purchases/Amiya HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert await asyncio.wait_for(reader.read(), 10) == b""
+        writer.close()
+    finally:
+        server.close()
