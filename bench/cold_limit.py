@@ -76,7 +76,10 @@ class _Upstream(asyncio.Protocol):
         body = b"".join(self._body)
         self._body = []
         done, self._done = self._done, None
-        self._pool.idle.append(self)
+        if self._parser.should_keep_alive():
+            self._pool.idle.append(self)
+        elif self._transport is not None:
+            self._transport.close()
         if done is None:
             return
         try:

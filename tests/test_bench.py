@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import json
 import shutil
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -241,8 +241,10 @@ def test_instructions_reads_the_total_of_a_callgrind_dump() -> None:
 
 
 @contextlib.asynccontextmanager
-async def _cold_limit(store: Store, *, page: int = 1000) -> AsyncIterator[int]:
-    sim = await start_simulator(store)
+async def _cold_limit(
+    store: Store, *, page: int = 1000, faults: Sequence[str] = ()
+) -> AsyncIterator[int]:
+    sim = await start_simulator(store, faults=faults)
     server = await cold_limit.start(sim.url, page=page)
     try:
         yield server.sockets[0].getsockname()[1]
@@ -281,6 +283,21 @@ async def test_cold_limit_pages_through_every_buyer() -> None:
             answer = await http(port, "/api/recent_purchases/" + quote(name, safe=""))
             assert orjson.loads(answer.body) == expected_answer(data, name)
     assert max(len(entry["recent"]) for entry in orjson.loads(answer.body)) > 10
+
+
+@pytest.mark.parametrize("fault", ["user:status=503", "by_product:invalid_json", "product:reset"])
+async def test_cold_limit_closes_the_client_on_an_unusable_upstream_answer(fault: str) -> None:
+    store = Store.generate(seed=4)
+    name = store.purchases[0]["username"]
+    async with _cold_limit(store, faults=[fault]) as port:
+        for _ in range(3):  # the connection the failure left behind is not reused
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.write(
+                b"GET /api/recent_purchases/%s HTTP/1.1\r\nHost: x\r\n\r\n"
+                % quote(name, safe="").encode()
+            )
+            assert await asyncio.wait_for(reader.read(), 10) == b""
+            writer.close()
 
 
 async def test_cold_limit_closes_the_client_when_the_upstream_is_gone() -> None:
