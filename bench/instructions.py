@@ -6,7 +6,10 @@ the next. Instructions do not move. This runs the service under valgrind's callg
 (about 50 times slower, which only stretches the run), asks it for cold users against
 the simulator with 2 ms of injected latency over ten connections, and divides the
 instructions the service executed while it answered them by the number of answers.
-Two builds compare to within 0.2%, so a change of 1% is visible at once.
+Two builds compare to within 0.2%, so a change of 1% is visible at once. The cold limit
+(`bench/cold_limit.py`, the same calls and composition without the service's layers) is
+counted the same way on other users, and the service's count is also given as a
+multiple of it.
 
 It counts user-space instructions only: system calls (one send and one receive per
 upstream call) are outside it, so it measures the Python-side cost that this project
@@ -22,7 +25,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import uvloop
@@ -57,39 +60,68 @@ def _dump(pid: int, pattern: str, before: set[Path]) -> int:
     raise CallgrindError("callgrind wrote no dump")
 
 
-def measure(answers: int, connections: int, logs: Path) -> dict[str, float]:
-    """Instructions and upstream calls per cold answer of the service in this checkout."""
+# What callgrind runs, given the port and the upstream URL.
+SERVERS: dict[str, Callable[[int, str], list[str]]] = {
+    "service": lambda port, upstream: [
+        *(procs.PYTHON, "-m", "daw_popular", "serve", "--port", str(port)),
+        *("--upstream", upstream, "--log-level", "warning"),
+    ],
+    "cold limit": lambda port, upstream: [
+        *(procs.PYTHON, "-m", "bench.cold_limit", "--port", str(port)),
+        *("--upstream", upstream),
+    ],
+}
+
+
+def measure(answers: int, connections: int, logs: Path) -> dict[str, dict[str, float]]:
+    """Instructions and upstream calls per cold answer of the service in this checkout,
+    and of the cold limit (`bench/cold_limit.py`) on other users, against one simulator."""
     if shutil.which("valgrind") is None or shutil.which("callgrind_control") is None:
         raise CallgrindError("valgrind not found: install it with `apt-get install valgrind`")
     warm_up = 50
+    # As many users and products as ever (counts stay comparable with earlier ones),
+    # the servers taking turns over them.
     total = 3 * (answers + warm_up)
     with procs.simulator(
         logs, users=total, products=total, latency_ms=scenarios.COLD_UPSTREAM_MS
     ) as sim:
         names = scenarios._usernames(sim, total)
         paths = [scenarios._path(name) for name in names]
-        port = procs.free_port()
-        out = f"{logs}/callgrind.out"
-        argv = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}.%p"]
-        argv += [procs.PYTHON, "-m", "daw_popular", "serve", "--port", str(port)]
-        argv += ["--upstream", sim.url, "--log-level", "warning"]
-        with procs.running("service", argv, port, logs, cpu=procs.SERVER_CPU) as service:
-            uvloop.run(client.load(port, paths[:warm_up], connections=connections))
-            dumps: set[Path] = set()
-            _dump(service.pid, out, dumps)  # from here on, the counts are the answers'
-            _, calls_before = scenarios._upstream_call_seconds(service)
-            statuses = uvloop.run(
-                client.load(port, paths[warm_up : warm_up + answers], connections=connections)
-            )
-            instructions = _dump(service.pid, out, dumps)
-            _, calls = scenarios._upstream_call_seconds(service)
+        results = {}
+        for index, (name, argv) in enumerate(SERVERS.items()):
+            mine = paths[index * (answers + warm_up) :][: answers + warm_up]
+            results[name] = _count(name, argv, sim, mine, warm_up, connections, logs)
+    return results
+
+
+def _count(
+    name: str,
+    argv: Callable[[int, str], list[str]],
+    sim: procs.Proc,
+    paths: list[str],
+    warm_up: int,
+    connections: int,
+    logs: Path,
+) -> dict[str, float]:
+    port = procs.free_port()
+    out = f"{logs}/callgrind-{port}.out"
+    grind = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}.%p"]
+    with procs.running(name, grind + argv(port, sim.url), port, logs, cpu=procs.SERVER_CPU) as proc:
+        uvloop.run(client.load(port, paths[:warm_up], connections=connections))
+        dumps: set[Path] = set()
+        _dump(proc.pid, out, dumps)  # from here on, the counts are the answers'
+        procs.post(sim.port, "/__sim/stats/reset")
+        statuses = uvloop.run(client.load(port, paths[warm_up:], connections=connections))
+        instructions = _dump(proc.pid, out, dumps)
+        calls = sum(procs.get_json(sim.port, "/__sim/stats").values())
+    answers = len(paths) - warm_up
     if statuses.get(200) != answers:
-        raise CallgrindError(f"not every answer was a 200: {dict(statuses)}")
+        raise CallgrindError(f"{name}: not every answer was a 200: {dict(statuses)}")
     return {
         "answers": answers,
         "connections": connections,
         "instructions_per_answer": instructions / answers,
-        "upstream_calls_per_answer": (calls - calls_before) / answers,
+        "upstream_calls_per_answer": calls / answers,
     }
 
 
@@ -105,10 +137,18 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"bench.instructions: {exc}", file=sys.stderr)
             return 1
     print(json.dumps(result))
+    for name, counts in result.items():
+        print(
+            f"{name}: {counts['instructions_per_answer']:,.0f} instructions per cold answer "
+            f"({counts['upstream_calls_per_answer']:.2f} upstream calls each)",
+            file=sys.stderr,
+        )
+    ratio = result["service"]["instructions_per_answer"] / max(
+        1.0, result["cold limit"]["instructions_per_answer"]
+    )
     print(
-        f"{result['instructions_per_answer']:,.0f} instructions per cold answer "
-        f"({result['upstream_calls_per_answer']:.2f} upstream calls each, "
-        f"{args.connections} connections, {args.answers} answers)",
+        f"service / cold limit: {ratio:.2f}x ({args.connections} connections, "
+        f"{args.answers} answers each)",
         file=sys.stderr,
     )
     return 0
