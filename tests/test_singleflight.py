@@ -356,15 +356,28 @@ async def test_start_from_a_loop_callback_outside_any_task() -> None:
     assert await task == "value"
 
 
-async def test_unretrieved_failure_of_a_background_start_is_not_logged() -> None:
+@pytest.mark.parametrize("waits", [False, True], ids=["fails-at-once", "fails-after-waiting"])
+@pytest.mark.parametrize("eager", [True, False], ids=["eager", "lazy"])
+async def test_unretrieved_failure_of_a_background_start_is_not_logged(
+    waits: bool, eager: bool
+) -> None:
     """Nobody awaits a failed background start; asyncio must not call it unretrieved."""
     loop = asyncio.get_running_loop()
     reports: list[dict[str, Any]] = []
     loop.set_exception_handler(lambda _loop, context: reports.append(context))
     flights: SingleFlight[str, object] = SingleFlight()
-    fn = Gated(error=UpstreamUnavailable("reset"))
-    fn.gate.set()
-    task = flights.start("k", fn)
+    gate = asyncio.Event()
+    if not waits:
+        gate.set()
+
+    async def fn() -> object:
+        await gate.wait()
+        # Raised afresh, held by nothing in the test: the task must be collectable.
+        raise UpstreamUnavailable("reset")
+
+    task = flights.start("k", fn, eager=eager)
+    await settle()
+    gate.set()
     await settle()
     assert task.done() and flights.in_flight == 0
     del task
