@@ -88,8 +88,9 @@ def measure(answers: int, connections: int, logs: Path) -> dict[str, dict[str, f
         names = scenarios._usernames(sim, total)
         paths = [scenarios._path(name) for name in names]
         results = {}
+        each = answers + warm_up
         for index, (name, argv) in enumerate(SERVERS.items()):
-            mine = paths[index * (answers + warm_up) :][: answers + warm_up]
+            mine = paths[index * each : (index + 1) * each]
             results[name] = _count(name, argv, sim, mine, warm_up, connections, logs)
     return results
 
