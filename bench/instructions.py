@@ -8,7 +8,7 @@ the simulator with 2 ms of injected latency over ten connections, and divides th
 instructions the service executed while it answered them by the number of answers.
 Two builds compare to within 0.2%, so a change of 1% is visible at once. The cold limit
 (`bench/cold_limit.py`, the same calls and composition without the service's layers) is
-counted the same way on other users, and the service's count is also given as a
+counted the same way on the same users, and the service's count is also given as a
 multiple of it.
 
 It counts user-space instructions only: system calls (one send and one receive per
@@ -75,24 +75,21 @@ SERVERS: dict[str, Callable[[int, str], list[str]]] = {
 
 def measure(answers: int, connections: int, logs: Path) -> dict[str, dict[str, float]]:
     """Instructions and upstream calls per cold answer of the service in this checkout,
-    and of the cold limit (`bench/cold_limit.py`) on other users, against one simulator."""
+    and of the cold limit (`bench/cold_limit.py`) on the same users and simulator."""
     if shutil.which("valgrind") is None or shutil.which("callgrind_control") is None:
         raise CallgrindError("valgrind not found: install it with `apt-get install valgrind`")
     warm_up = 50
-    # As many users and products as ever (counts stay comparable with earlier ones),
-    # the servers taking turns over them.
     total = 3 * (answers + warm_up)
     with procs.simulator(
         logs, users=total, products=total, latency_ms=scenarios.COLD_UPSTREAM_MS
     ) as sim:
         names = scenarios._usernames(sim, total)
-        paths = [scenarios._path(name) for name in names]
-        results = {}
-        each = answers + warm_up
-        for index, (name, argv) in enumerate(SERVERS.items()):
-            mine = paths[index * each : (index + 1) * each]
-            results[name] = _count(name, argv, sim, mine, warm_up, connections, logs)
-    return results
+        # The same users for both, new to each (the simulator keeps nothing per request).
+        paths = [scenarios._path(name) for name in names[: answers + warm_up]]
+        return {
+            name: _count(name, argv, sim, paths, warm_up, connections, logs)
+            for name, argv in SERVERS.items()
+        }
 
 
 def _count(

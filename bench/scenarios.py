@@ -316,38 +316,35 @@ def _upstream_call_seconds(service: procs.Proc) -> tuple[float, float]:
 def cold(ctx: Context) -> dict[str, Any]:
     """Every request a user never seen, 2 ms injected upstream latency.
 
-    At each concurrency the service, then the cold limit (`bench/cold_limit.py`) on
-    other users never seen: two round trips + 1 ms is the target, the cold limit what
-    a Python server of this design without the service's layers makes of it here.
+    At each concurrency the service, then the cold limit (`bench/cold_limit.py`) on the
+    same users, new to it too (the simulator keeps nothing per request): two round trips
+    + 1 ms is the target, the cold limit what a Python server of this design without the
+    service's layers makes of it here.
     """
     slices = ctx.plan.cold_users
-    total = 2 * sum(slices) + 1
+    total = sum(slices) + 1
     with procs.simulator(ctx.logs, users=total, products=total, latency_ms=COLD_UPSTREAM_MS) as sim:
         names = _usernames(sim, total)
         rtt = _upstream_rtt_ms(sim, names[-1])
         bound = 2 * max(COLD_UPSTREAM_MS, rtt) + COLD_SLACK_MS
         ctx.progress.step(f"  cold: upstream round trip {rtt:.2f} ms, bound {bound:.2f} ms")
         points: list[dict[str, Any]] = []
-        start = 0  # each load takes users no load has asked for
+        start = 0  # each concurrency takes users neither server has been asked for
         with (
             procs.service(ctx.logs, sim.url) as service,
             procs.cold_limit(ctx.logs, sim.url) as limit,
         ):
             for c, size in zip(ctx.plan.cold_connections, slices, strict=True):
-                ours, calls, call_ms = _cold_run(ctx, service, c, names[start : start + size])
+                paths_file = _write_paths(
+                    ctx, f"cold-{c}", [_path(n) for n in names[start : start + size]]
+                )
+                start += size
+                ours, calls, call_ms = _cold_run(ctx, service, c, paths_file)
                 ctx.progress.step(
                     f"  cold c={c}: {calls:.1f} upstream calls per answer, {call_ms:.2f} ms each"
                     " on average"
                 )
-                floor_paths = [_path(n) for n in names[start + size : start + 2 * size]]
-                start += 2 * size
-                floor = _load_run(
-                    ctx,
-                    f"cold c={c} limit",
-                    limit,
-                    c,
-                    paths_file=_write_paths(ctx, f"cold-limit-{c}", floor_paths),
-                )
+                floor = _load_run(ctx, f"cold c={c} limit", limit, c, paths_file=paths_file)
                 points.append(
                     {
                         "connections": c,
@@ -373,11 +370,10 @@ def cold(ctx: Context) -> dict[str, Any]:
 
 
 def _cold_run(
-    ctx: Context, service: procs.Proc, c: int, names: Sequence[str]
+    ctx: Context, service: procs.Proc, c: int, paths_file: Path
 ) -> tuple[wrk.WrkResult, float, float]:
     """One cold load on the service; its upstream calls per answer and their mean ms."""
     seconds_before, calls_before = _upstream_call_seconds(service)
-    paths_file = _write_paths(ctx, f"cold-{c}", [_path(n) for n in names])
     result = _load_run(ctx, f"cold c={c} service", service, c, paths_file=paths_file)
     seconds, calls = _upstream_call_seconds(service)
     calls -= calls_before
