@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import signal
 import socket
 import sys
 from collections.abc import Callable, Sequence
@@ -38,6 +37,8 @@ import uvloop
 from daw_popular import popular, responses
 from daw_popular.errors import ServiceError
 from daw_popular.usernames import decode_segment, upstream_segment
+
+from .limit_server import serve_until_stopped
 
 PREFIX = b"/api/recent_purchases/"
 PAGE = 1000  # buyers per page, as the service asks for them
@@ -282,14 +283,7 @@ async def start(
 
 async def _serve(upstream: str, host: str, port: int) -> None:
     server = await start(upstream, host, port)
-    bound = server.sockets[0].getsockname()[1]
-    print(f"cold limit listening on http://{host}:{bound}/ (upstream {upstream})", flush=True)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    await stop.wait()
-    server.close()
+    await serve_until_stopped(server, f"cold limit (upstream {upstream})")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -63,16 +63,20 @@ async def start(response: bytes, host: str = "127.0.0.1", port: int = 0) -> asyn
     )
 
 
-async def _serve(response: bytes, host: str, port: int) -> None:
-    server = await start(response, host, port)
-    bound = server.sockets[0].getsockname()[1]
-    print(f"limit server listening on http://{host}:{bound}/", flush=True)
+async def serve_until_stopped(server: asyncio.Server, what: str) -> None:
+    """Say where `server` listens, serve until SIGTERM or SIGINT, then close it."""
+    host, port = server.sockets[0].getsockname()[:2]
+    print(f"{what} listening on http://{host}:{port}/", flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
     server.close()
+
+
+async def _serve(response: bytes, host: str, port: int) -> None:
+    await serve_until_stopped(await start(response, host, port), "limit server")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
