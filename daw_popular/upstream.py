@@ -157,8 +157,9 @@ class _Deadlines:
 
     def _expire(self, tick: int) -> None:
         for conn in self._due.pop(tick):
-            # `conn.is_overdue(tick)` inlined: most requests listed here have long been
-            # answered, and a method call for each would cost what the shared timer saves.
+            # The check reads the connection's fields here, not through a method: most
+            # requests listed have long been answered, and a method call for each would
+            # cost what the shared timer saves.
             waiter = conn._waiter
             if waiter is not None and conn._due_tick <= tick and not waiter.done():
                 conn.time_out()
