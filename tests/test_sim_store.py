@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import random
 import re
-import time
 from datetime import UTC, datetime
+from typing import cast
+
+import orjson
 
 from daw_popular.sim.faces import FACES
 from daw_popular.sim.names import FIRST_NAMES, LAST_NAMES
 from daw_popular.sim.routes import answer
-from daw_popular.sim.store import Store, _unique_ids
+from daw_popular.sim.store import Item, Store, _unique_ids
 
 NOW_MS = 1_795_000_000_355
 USERNAME = re.compile(r"([A-Za-z]+)(?:(\d{1,2})|([._])([A-Za-z]+)(\d{1,2})?)")
@@ -75,27 +77,34 @@ def test_more_than_999999_items_widen_the_id_range() -> None:
     assert max(_unique_ids(random.Random(1), 999_999)) == 999_999
 
 
-def test_100k_users_build_fast_and_answer_in_microseconds() -> None:
-    """About a million purchases: the build stays within seconds, lookups within microseconds."""
-    started = time.perf_counter()
-    store = Store.generate(5, users=100_000, products=2_000, max_purchases_per_user=20)
-    built = time.perf_counter() - started
-    assert len(store.purchases) > 900_000
-    assert built < 12.0  # about 3.5 s on an idle machine; CI machines are shared
-    name = store.users[50_000]["username"]
-    pid = store.products[1_000]["id"]
-    targets = [
-        (b"/api/users/" + name.encode(), b""),
-        (b"/api/purchases/by_user/" + name.encode(), b"limit=5"),
-        (b"/api/purchases/by_product/%d" % pid, b"limit=1000"),
-        (b"/api/products/%d" % pid, b""),
-        (b"/api/users", b"limit=100&skip=99950"),
-    ]
-    for path, query in targets:
-        answer(store, "GET", path, query)
-        started = time.perf_counter()
-        for _ in range(200):
-            result = answer(store, "GET", path, query)
-        each = (time.perf_counter() - started) / 200
-        assert result.status == 200 and result.body != b"{}"
-        assert each < 0.002, (path, each)
+class _Gone:
+    """Stands in for a raw list once the indexes are built: len, iteration or indexing fail."""
+
+    __slots__ = ()
+
+
+def test_requests_are_answered_from_indexes_built_once() -> None:
+    """A large store answers from its indexes, never by scanning the raw lists.
+
+    The time per request is the benchmark's business (`make bench`); here the
+    structure that keeps it independent of the store's size.
+    """
+    store = Store.generate(5, users=20_000, products=500, max_purchases_per_user=20)
+    assert len(store.purchases) > 150_000
+    name = store.users[10_000]["username"]
+    pid = store.products[250]["id"]
+    bought = [p for p in store.purchases if p["username"] == name]
+    buyers = [p for p in store.purchases if p["productId"] == pid]
+    assert bought and buyers
+    raw = (store.users, store.products, store.purchases)
+    store.users = store.products = store.purchases = cast(list[Item], _Gone())
+    by_user = answer(store, "GET", b"/api/purchases/by_user/" + name.encode(), b"limit=100")
+    by_product = answer(store, "GET", b"/api/purchases/by_product/%d" % pid, b"limit=100000")
+    user = answer(store, "GET", b"/api/users/" + name.encode(), b"")
+    product = answer(store, "GET", b"/api/products/%d" % pid, b"")
+    users = answer(store, "GET", b"/api/users", b"limit=100&skip=19950")
+    assert orjson.loads(by_user.body) == {"purchases": bought}
+    assert orjson.loads(by_product.body) == {"purchases": buyers}
+    assert orjson.loads(user.body) == {"user": raw[0][10_000]}
+    assert orjson.loads(product.body) == {"product": raw[1][250]}
+    assert orjson.loads(users.body) == {"users": raw[0][19_950:]}
