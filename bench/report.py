@@ -6,6 +6,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from . import speed
+
 
 def write_json(results: dict[str, Any], directory: Path, stamp: str) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
@@ -65,7 +67,34 @@ def table(results: dict[str, Any]) -> str:
         for item in scenario.get("checks", ()):
             mark = "PASS" if item["ok"] else "FAIL"
             lines.append(f"{mark}  {item['name']}: {item['measured']} (target {item['target']})")
+    note = speed_note(results)
+    if note:
+        lines += ["", note]
     return "\n".join(lines)
+
+
+# From this spread of the server core's probes (`bench/speed.py`), the summary warns.
+SPREAD_NOTED = 0.25
+
+
+def speed_note(results: dict[str, Any]) -> str:
+    """A warning when the server core's speed moved during the run, by its probes."""
+    probes = [
+        ms
+        for scenario in results["scenarios"].values()
+        for point in scenario.get("points", ())
+        for who in ("service", "limit")
+        if who in point
+        for ms in point[who].get("probe_ms") or ()
+    ]
+    if speed.spread(probes) < SPREAD_NOTED:
+        return ""
+    return (
+        f"NOTE  the server core's speed moved during this run: a fixed piece of Python work"
+        f" took {min(probes):.1f} to {max(probes):.1f} ms around the load points"
+        " (bench/speed.py; each point's probe_ms). Absolute times are not comparable with"
+        " a steadier run's, and a ratio is only as good as its two points' probes agree."
+    )
 
 
 def plot(results: dict[str, Any], path: Path) -> Path | None:

@@ -8,6 +8,7 @@ service really sent in the same scenario.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import statistics
 import time
 from collections.abc import Callable, Sequence
@@ -18,7 +19,7 @@ from urllib.parse import quote
 
 import uvloop
 
-from . import client, procs, wrk
+from . import client, procs, speed, wrk
 from .progress import Progress
 
 PREFIX = "/api/recent_purchases/"
@@ -108,10 +109,14 @@ def _load_run(
         script_args=[str(paths_file)] if paths_file else (),
         binary=ctx.wrk_binary,
     )
+    before = speed.probe(procs.SERVER_CPU)
     result = wrk.run(argv, seconds, tick=ctx.progress.timer(label))
+    after = speed.probe(procs.SERVER_CPU)
+    result = dataclasses.replace(result, probe_ms=(before, after))
     ctx.progress.step(
         f"  {label}: {result.rps:,.0f} req/s, p50 {result.p50_ms:.3f} ms, "
-        f"p99 {result.p99_ms:.3f} ms, errors {result.errors}, timeouts {result.timeouts}"
+        f"p99 {result.p99_ms:.3f} ms, errors {result.errors}, timeouts {result.timeouts}, "
+        f"core {procs.SERVER_CPU} probe {before:.1f} / {after:.1f} ms"
     )
     return result
 

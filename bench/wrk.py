@@ -49,6 +49,9 @@ class WrkResult:
     non_2xx: int
     paths: int | None = None
     paths_used: int | None = None
+    # Set by the caller: how long `bench/speed.py`'s probe took on the server's core
+    # just before and just after the run, in ms (lower is faster).
+    probe_ms: tuple[float, float] | None = None
 
     @property
     def errors(self) -> int:

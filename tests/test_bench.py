@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
 import json
+import os
 import shutil
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
@@ -17,8 +19,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 from support import expected_answer, free_port, http
 
-from bench import cold_limit, instructions, procs, report, wrk
+from bench import cold_limit, instructions, procs, report, scenarios, speed, wrk
 from bench.client import read_response
+from bench.progress import Progress
 from daw_popular.sim import Store, start_simulator
 
 FIXTURES = sorted((Path(__file__).parents[2] / "shared" / "fixtures").glob("real-upstream-*.json"))
@@ -209,6 +212,49 @@ def test_one_second_of_wrk_against_the_limit_server(tmp_path: Path) -> None:
         result = wrk.run(argv, 1)
     assert result.requests > 0 and result.rps > 0
     assert result.errors == 0 and result.timeouts == 0
+
+
+def test_speed_probe_times_fixed_work_on_the_core_asked_and_comes_back() -> None:
+    assert speed.work(2048) == speed.work(2048) == 7 * 1024
+    home = os.sched_getaffinity(0)
+    for cpu in (None, procs.SERVER_CPU):
+        assert speed.probe(cpu, rounds=1000, repeat=2) > 0
+        assert os.sched_getaffinity(0) == home
+
+
+def test_speed_spread_is_the_slowest_probe_over_the_fastest() -> None:
+    assert speed.spread([]) == speed.spread([9.0]) == 0.0
+    assert speed.spread([10.0, 12.5, 11.0]) == pytest.approx(0.25)
+
+
+def test_summary_warns_when_the_server_core_changed_speed() -> None:
+    def summary(*probes: list[float] | None) -> str:
+        points = [
+            {"connections": 1, "service": wrk.parse(PLAIN_RUN).as_dict() | {"probe_ms": p}}
+            | {"p50_to_bound": 1.0}
+            for p in probes
+        ]
+        return report.table({"meta": {}, "scenarios": {"cold": {"points": points}}})
+
+    moved = summary([8.7, 9.0], [17.6, 18.0])
+    assert "NOTE" in moved and "8.7 to 18.0 ms" in moved
+    assert "NOTE" not in summary([8.7, 9.0], [9.5, 9.1])
+    assert "NOTE" not in summary(None, None)  # results from before the probe
+
+
+def test_a_load_point_records_the_server_core_speed_around_it(tmp_path: Path) -> None:
+    binary = wrk.find()
+    assert binary is not None, wrk.INSTALL_HINT
+    out = io.StringIO()
+    ctx = scenarios.Context(
+        plan=scenarios.Plan(duration=1.0), logs=tmp_path, progress=Progress(out), wrk_binary=binary
+    )
+    with procs.limit_server(tmp_path, ANSWER) as limit:
+        result = scenarios._load_run(ctx, "probed", limit, 4)
+    assert result.requests > 0
+    assert result.probe_ms is not None and min(result.probe_ms) > 0
+    assert result.as_dict()["probe_ms"] == result.probe_ms
+    assert "probed:" in out.getvalue() and " probe " in out.getvalue()
 
 
 async def test_load_reconnects_when_the_server_closes() -> None:
