@@ -368,10 +368,7 @@ class HttpProtocol(asyncio.Protocol):
         transport.set_write_buffer_limits(
             high=self._limits.write_high_water, low=self._limits.write_low_water
         )
-        sock = transport.get_extra_info("socket")
-        if sock is not None:
-            with contextlib.suppress(OSError):
-                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        # No TCP_NODELAY here: uvloop sets it on every TCP transport it makes.
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._phase = _CLOSED

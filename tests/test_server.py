@@ -392,6 +392,22 @@ async def start(limits: Limits | None = None) -> HttpServer:
     return server
 
 
+async def test_accepted_connections_send_without_delay() -> None:
+    """Small answers go out at once (TCP_NODELAY): uvloop sets it on each transport it
+    makes, so the server does not set it again; this guards that reliance."""
+    server = await start()
+    client = socket.create_connection(("127.0.0.1", server.port))
+    try:
+        for _ in range(3):  # the accept, then the transport's set-up
+            await asyncio.sleep(0)
+        (conn,) = server.connections
+        sock = conn._transport.get_extra_info("socket")  # type: ignore[union-attr]
+        assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
+    finally:
+        client.close()
+        await server.shutdown(1.0)
+
+
 async def test_over_real_sockets_with_keep_alive_and_graceful_shutdown() -> None:
     server = await start()
     reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
