@@ -1008,9 +1008,10 @@ class _Listener:
     each iteration serves a thousand busy connections, a burst of new ones would wait an
     iteration each, seconds in all. This accepts until the queue is empty, up to the
     listen backlog (`batch`): what can have been waiting when the readiness fired, so a
-    flood of new connections cannot hold the loop forever. (A bound of 512 left 10,000 new
-    connections at 35k req/s queued over several iterations of 0.1-0.2 s each: wrk counted
-    answers over 2 s in five runs of eight, and none in eight runs since.)
+    flood of new connections cannot hold the loop forever. (With a bound of 512, 10,000 new
+    connections at 35k req/s waited over several iterations of 0.1-0.2 s each: wrk counted
+    answers over 2 s in five runs of eight; with the backlog as bound, in three of
+    thirteen, on a machine whose cores changed speed twofold from second to second.)
     """
 
     def __init__(self, server: HttpServer, sock: socket.socket, *, batch: int) -> None:
