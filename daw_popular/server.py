@@ -1009,9 +1009,7 @@ class _Listener:
     iteration each, seconds in all. This accepts until the queue is empty, up to the
     listen backlog (`batch`): what can have been waiting when the readiness fired, so a
     flood of new connections cannot hold the loop forever. (With a bound of 512, 10,000 new
-    connections at 35k req/s waited over several iterations of 0.1-0.2 s each: wrk counted
-    answers over 2 s in five runs of eight; with the backlog as bound, in three of
-    thirteen, on a machine whose cores changed speed twofold from second to second.)
+    connections at 35k req/s waited over several iterations: see bench/README.md.)
     """
 
     def __init__(self, server: HttpServer, sock: socket.socket, *, batch: int) -> None:
@@ -1049,9 +1047,9 @@ class _Listener:
             conn.setblocking(False)
             server = self._server
             # Eager: the transport exists when this returns, and its `connection_made`
-            # runs at the next turn, not the one after. Under 10,000 busy connections a
+            # runs at the next turn, not the one after. Among 10,000 busy connections a
             # turn can take a second (libuv polls up to 48 times before it runs the ready
-            # callbacks), and wrk counted new clients' first answers over 2 s.
+            # callbacks): each turn saved comes off a new client's first answer.
             task = eager.start(
                 self._loop, self._loop.connect_accepted_socket(self._protocol, sock=conn)
             )
