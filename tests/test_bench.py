@@ -257,6 +257,35 @@ def test_a_load_point_records_the_server_core_speed_around_it(tmp_path: Path) ->
     assert "probed:" in out.getvalue() and " probe " in out.getvalue()
 
 
+def test_the_cold_point_is_its_median_round() -> None:
+    def round_(p50: float, new: bool = True) -> dict[str, Any]:
+        return {"service": {"p50_ms": p50}, "ratio": p50 / 10, "every_user_new": new}
+
+    rounds = [round_(7.0), round_(5.0), round_(6.0, new=False)]
+    point = scenarios.median_round(rounds)
+    assert point["service"]["p50_ms"] == 6.0 and point["ratio"] == 0.6
+    assert point["every_user_new"] is False, "a wrapped list in any round is reported"
+    assert scenarios.median_round([round_(7.0), round_(5.0)])["service"]["p50_ms"] == 5.0
+    assert rounds[2]["every_user_new"] is False, "the rounds themselves are left as they were"
+
+
+def test_a_short_cold_scenario_runs_both_servers_on_new_users_each_round(tmp_path: Path) -> None:
+    binary = wrk.find()
+    assert binary is not None, wrk.INSTALL_HINT
+    plan = scenarios.Plan(duration=1.0, cold_connections=(2,), cold_users=(800,), cold_rounds=2)
+    ctx = scenarios.Context(
+        plan=plan, logs=tmp_path, progress=Progress(io.StringIO()), wrk_binary=binary
+    )
+    result = scenarios.cold(ctx)
+    (point,) = result["points"]
+    assert len(point["rounds"]) == 2 and point["every_user_new"]
+    for round_ in point["rounds"]:
+        for who in ("service", "limit"):
+            assert round_[who]["requests"] > 0 and round_[who]["errors"] == 0
+    assert point["service"] in [r["service"] for r in point["rounds"]]
+    assert [c["name"] for c in result["checks"]] == ["cold c=2 p50"]
+
+
 async def test_load_reconnects_when_the_server_closes() -> None:
     from bench import client
 
