@@ -29,6 +29,8 @@ from collections.abc import Hashable
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
+from mypy_extensions import mypyc_attr
+
 K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
 
@@ -42,6 +44,8 @@ V = TypeVar("V")
 ENTRY_OVERHEAD = 448
 
 
+# A plain Python class under mypyc, which cannot compile generic dataclasses (setup.py).
+@mypyc_attr(native_class=False)
 @dataclass(slots=True)
 class Entry(Generic[V]):
     """A cached value with its cost in bytes and its life times (all on one clock).

@@ -41,6 +41,8 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any, Generic, Literal, Protocol, TypeVar
 
+from mypy_extensions import mypyc_attr
+
 from daw_popular.cache import Cache, Entry
 from daw_popular.errors import UpstreamError
 from daw_popular.singleflight import SingleFlight
@@ -98,6 +100,8 @@ class Timed(Protocol):
     def fresh_until(self) -> float: ...
 
 
+# A plain Python class under mypyc, which cannot compile generic dataclasses (setup.py).
+@mypyc_attr(native_class=False)
 @dataclass(slots=True)
 class Lookup(Generic[V]):
     """A value as served, with what a response needs (Age, freshness) and how it was found."""
@@ -111,6 +115,8 @@ class Lookup(Generic[V]):
 Fetch = Callable[[], Awaitable[tuple[V, Freshness]]]
 
 
+# A plain Python class under mypyc, which cannot compile generic dataclasses (setup.py).
+@mypyc_attr(native_class=False)
 @dataclass(slots=True)
 class Flight(Generic[K, V]):
     """A fetch `Loader.begin` started or joined: the single-flight task filling `key`."""

@@ -41,7 +41,7 @@ def product_ids(purchases: Iterable[Purchase]) -> list[int]:
     return list(seen)
 
 
-def instant(date: str) -> int:
+def instant(date: object) -> int:
     """Microseconds since the epoch of an ISO-8601 date; no offset means UTC.
 
     Purchases compare as instants, not as strings, so `...01Z`, `...01.000Z` and
@@ -50,9 +50,14 @@ def instant(date: str) -> int:
     return (_aware(date) - _EPOCH) // _MICROSECOND
 
 
-def _aware(date: str) -> datetime:
-    """The date as an aware datetime (UTC when it names no offset)."""
+def _aware(date: object) -> datetime:
+    """The date as an aware datetime (UTC when it names no offset).
+
+    Takes whatever the upstream sent: only a string can be a date.
+    """
     try:
+        if not isinstance(date, str):
+            raise TypeError(f"a date is a string, not {type(date).__name__}")
         parsed = datetime.fromisoformat(date)
     except (TypeError, ValueError) as exc:
         raise UpstreamBadResponse(f"Upstream sent a purchase with a bad date: {date!r}") from exc

@@ -11,13 +11,13 @@ from __future__ import annotations
 import asyncio
 import time
 from functools import partial
-from typing import Any
+from typing import Any, Protocol
 
 from .breaker import CircuitBreaker
 from .errors import ServiceError, UpstreamBadResponse, UpstreamTimeout, UpstreamUnavailable
 from .metrics import UpstreamCounters
 from .retry import RetryBudget, retry_after_failure
-from .upstream import UpstreamClient, json_body
+from .upstream import UpstreamResponse, json_body
 
 
 class UpstreamServerError(UpstreamBadResponse):
@@ -28,12 +28,24 @@ _UPSTREAM_FAILURES = (UpstreamUnavailable, UpstreamTimeout, UpstreamBadResponse)
 _RETRY_ON = (UpstreamUnavailable, UpstreamTimeout, UpstreamServerError)
 
 
+class Client(Protocol):
+    """What `GuardedUpstream` asks of its client: `UpstreamClient.get`."""
+
+    async def get(
+        self,
+        target: str,
+        *,
+        timeout: float,  # noqa: ASYNC109 (the pooled client's own signature)
+        retry_reused: bool,
+    ) -> UpstreamResponse: ...
+
+
 class GuardedUpstream:
     """`get_json(target)` through the breaker, with retries inside a time budget, counted."""
 
     def __init__(
         self,
-        client: UpstreamClient,
+        client: Client,
         *,
         breaker: CircuitBreaker,
         budget: RetryBudget,

@@ -22,7 +22,7 @@ from __future__ import annotations
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from functools import partial
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 import orjson
 
@@ -45,7 +45,8 @@ PREFIX = "/api/recent_purchases/"
 # measured per-entry overhead, which assumes a plain string key.
 _TUPLE_KEY_OVERHEAD = 64
 
-Begun = Lookup[Any] | Flight[Any, Any]
+# A string: under mypyc, Lookup and Flight are plain classes that cannot be subscripted.
+Begun: TypeAlias = "Lookup[Any] | Flight[Any, Any]"
 Fetch = Callable[[], Awaitable[tuple[Any, Freshness]]]
 
 

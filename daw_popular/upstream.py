@@ -30,6 +30,7 @@ from urllib.parse import urlsplit
 
 import httptools
 import orjson
+from mypy_extensions import mypyc_attr
 
 from daw_popular import errors
 
@@ -110,6 +111,8 @@ class _State(IntEnum):
 _ACTIVE, _IDLE, _CLOSED = _State
 
 
+# A plain Python class under mypyc, whose classes can only subclass Exception (setup.py).
+@mypyc_attr(native_class=False)
 class _PeerClosed(ConnectionError):
     """The upstream closed the connection before the answer was complete."""
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from typing import cast
 
 import pytest
 from hypothesis import given
@@ -13,7 +12,7 @@ from daw_popular.breaker import BreakerStatistics, CircuitBreaker, State
 from daw_popular.errors import CircuitOpen, Overloaded, UpstreamError, UpstreamTimeout
 from daw_popular.resilience import GuardedUpstream
 from daw_popular.retry import RetryBudget
-from daw_popular.upstream import UpstreamClient, UpstreamResponse
+from daw_popular.upstream import UpstreamResponse
 
 
 class Clock:
@@ -252,7 +251,7 @@ class ScriptedClient:
 def guarded(breaker: CircuitBreaker) -> tuple[GuardedUpstream, ScriptedClient]:
     client = ScriptedClient()
     upstream = GuardedUpstream(
-        cast(UpstreamClient, client),
+        client,
         breaker=breaker,
         budget=RetryBudget(min_retries_per_sec=0.0, percent_can_retry=0.0),
         retries=0,
