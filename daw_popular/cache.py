@@ -29,44 +29,66 @@ from collections.abc import Hashable
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
-from mypy_extensions import mypyc_attr
-
 K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
 
 # Bytes an entry costs beyond len(value) + len(key), measured with tracemalloc on
-# CPython 3.11 (x86-64) for str keys and bytes values: the Entry object (88), five
-# distinct floats (5 x 24), the headers of the key str (49) and the value bytes (33),
-# and the OrderedDict's table slot and list node (70-120, with the table's load
-# factor). Measured totals ran from 372 to 423; this is the worst plus a margin.
+# CPython 3.11 (x86-64) for str keys and bytes values: the Entry object (from the
+# sources 80 plus five distinct floats, 5 x 24; compiled by mypyc 128, its floats
+# inside), the headers of the key str (49) and the value bytes (33), and the
+# OrderedDict's table slot and list node (70-120, with the table's load factor).
+# Measured totals ran from 372 to 423 from the sources; this is the worst plus a margin.
 # tests/test_cache.py re-measures it, so a new Python or a new Entry field cannot make
 # it silently wrong.
 ENTRY_OVERHEAD = 448
 
 
-# A plain Python class under mypyc, which cannot compile generic dataclasses (setup.py).
-@mypyc_attr(native_class=False)
-@dataclass(slots=True)
 class Entry(Generic[V]):
     """A cached value with its cost in bytes and its life times (all on one clock).
 
     The two serve-stale windows are kept as lengths, not end times: most entries
     share the same configured lengths, so they cost a reference, not a float each.
+    A plain class rather than a dataclass, so that mypyc compiles it (setup.py): it then
+    keeps its floats unboxed, 8 bytes each. Compiled code that hands a float to a class
+    left in Python makes a new 24-byte float object for it: RSS per cached user was
+    4,347 bytes that way, 3,397 with this class compiled.
     """
 
-    value: V
-    size: int
-    stored_at: float
-    fresh_until: float
-    # Past `fresh_until`: served at once while one refresh runs.
-    stale_window: float
-    # Past `fresh_until`: served only when a fetch has just failed.
-    error_window: float
-    # How long the fetch took: XFetch's delta, to refresh slow keys earlier.
-    fetch_time: float
-    # Until then a hit is a plain fresh hit, too far from expiry for XFetch to fire
-    # (set by the loader; 0.0 sends every hit through the loader's full check).
-    plain_until: float = 0.0
+    __slots__ = (
+        "error_window",
+        "fetch_time",
+        "fresh_until",
+        "plain_until",
+        "size",
+        "stale_window",
+        "stored_at",
+        "value",
+    )
+
+    def __init__(
+        self,
+        value: V,
+        size: int,
+        stored_at: float,
+        fresh_until: float,
+        stale_window: float,
+        error_window: float,
+        fetch_time: float,
+        plain_until: float = 0.0,
+    ) -> None:
+        self.value = value
+        self.size = size
+        self.stored_at = stored_at
+        self.fresh_until = fresh_until
+        # Past `fresh_until`: served at once while one refresh runs.
+        self.stale_window = stale_window
+        # Past `fresh_until`: served only when a fetch has just failed.
+        self.error_window = error_window
+        # How long the fetch took: XFetch's delta, to refresh slow keys earlier.
+        self.fetch_time = fetch_time
+        # Until then a hit is a plain fresh hit, too far from expiry for XFetch to fire
+        # (set by the loader; 0.0 sends every hit through the loader's full check).
+        self.plain_until = plain_until
 
     @property
     def stale_until(self) -> float:
