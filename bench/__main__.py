@@ -19,6 +19,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import daw_popular
+
 from . import procs, report, wrk
 from .progress import Progress
 from .scenarios import SCENARIOS, Context, Plan
@@ -92,6 +94,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             "started": time.strftime("%Y-%m-%d %H:%M:%S"),
             "revision": _git_revision(),
             "python": platform.python_version(),
+            # The service's request path compiled by mypyc (`make compile`), or its sources.
+            "compiled": daw_popular.compiled(),
             "machine": platform.machine(),
             "cores": cores,
             "duration": duration,

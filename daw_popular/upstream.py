@@ -506,7 +506,7 @@ class UpstreamClient:
         connections = list(self._connections)
         for conn in connections:
             conn.close()
-        await asyncio.gather(*(conn.wait_closed() for conn in connections))
+        await asyncio.gather(*[conn.wait_closed() for conn in connections])
 
     # pool internals
 
