@@ -1,9 +1,10 @@
 # syntax=docker/dockerfile:1
 # daw-popular: a wheel built in one stage (its request path compiled by mypyc, see setup.py),
-# installed into a venv, the venv copied into a slim, non-root runtime. Build: `docker build -t
-# daw-popular .`; run: `docker run -p 8080:8080 -e DAW_POPULAR_UPSTREAM=http://upstream:8000
-# daw-popular`. Every option of `serve` is also an
-# environment variable DAW_POPULAR_<OPTION> (see `docker run --rm daw-popular serve --help`).
+# installed into a venv, the venv copied into a slim, non-root runtime.
+# Build: `docker build -t daw-popular .`
+# Run: `docker run -p 8080:8080 -e DAW_POPULAR_UPSTREAM=http://upstream:8000 daw-popular`.
+# Every option of `serve` is also an environment variable DAW_POPULAR_<OPTION> (see
+# `docker run --rm daw-popular serve --help`).
 
 ARG PYTHON_IMAGE=python:3.11-slim
 
