@@ -12,9 +12,10 @@ NATIVE := $(VENV)/.compiled
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
+# Editable and from the sources; `make compile` builds the extensions beside them.
 $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+	DAW_POPULAR_COMPILE=0 $(BIN)/python -m pip install --quiet -e '.[test]'
 	touch $@
 
 $(NATIVE): $(STAMP) setup.py $(wildcard daw_popular/*.py)
@@ -33,8 +34,8 @@ run: $(STAMP)
 	$(BIN)/daw-popular demo
 
 lint: $(STAMP)
-	$(BIN)/ruff check daw_popular tests bench
-	$(BIN)/ruff format --check daw_popular tests bench
+	$(BIN)/ruff check daw_popular tests bench setup.py
+	$(BIN)/ruff format --check daw_popular tests bench setup.py
 
 typecheck: $(STAMP)
 	$(BIN)/mypy daw_popular
@@ -55,12 +56,12 @@ unit-compiled: $(STAMP)
 test: lint typecheck unit unit-compiled
 
 bench: $(NATIVE)
-	$(BIN)/python -m pip install --quiet -e '.[bench]'
+	DAW_POPULAR_COMPILE=0 $(BIN)/python -m pip install --quiet -e '.[bench]'
 	$(BIN)/python -m bench $(BENCH_ARGS)
 
 # CPU instructions per cold answer (valgrind's callgrind): steady where timings are not.
 bench-instructions: $(NATIVE)
-	$(BIN)/python -m pip install --quiet -e '.[bench]'
+	DAW_POPULAR_COMPILE=0 $(BIN)/python -m pip install --quiet -e '.[bench]'
 	$(BIN)/python -m bench.instructions $(BENCH_ARGS)
 
 clean: uncompile

@@ -14,14 +14,17 @@ from importlib.machinery import EXTENSION_SUFFIXES
 from pathlib import Path
 
 import pytest
+from setuptools import Distribution, Extension
+from setuptools.errors import CCompilerError
 
 import daw_popular
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from setup import COMPILED  # noqa: E402
+import setup as build_script  # noqa: E402
 
 sys.path.remove(str(ROOT))
+COMPILED = build_script.COMPILED
 
 EXPECTED = os.environ.get("DAW_POPULAR_COMPILED")
 
@@ -48,3 +51,40 @@ def test_the_modules_that_drive_coroutines_by_hand_stay_interpreted() -> None:
     step escaped the task), so they are never compiled."""
     assert "eager" not in COMPILED and "singleflight" not in COMPILED
     assert not is_extension("eager") and not is_extension("singleflight")
+
+
+def build_with_a_failing_compiler(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, mode: str
+) -> list[Path]:
+    """`OptionalBuildExt` on a one-line C extension, with `false` as the C compiler."""
+    source = tmp_path / "tiny.c"
+    source.write_text("int tiny;\n")
+    monkeypatch.setenv("CC", "false")
+    monkeypatch.setattr(build_script, "MODE", mode)
+    dist = Distribution({"name": "tiny", "ext_modules": [Extension("tiny", [str(source)])]})
+    command = build_script.OptionalBuildExt(dist)
+    command.build_lib = str(tmp_path / "lib")
+    command.build_temp = str(tmp_path / "temp")
+    command.ensure_finalized()
+    command.run()
+    return list(tmp_path.glob("lib/*"))
+
+
+@pytest.mark.parametrize("mode", ["", "0"])
+def test_without_a_c_compiler_the_build_keeps_the_sources(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, mode: str
+) -> None:
+    assert build_with_a_failing_compiler(tmp_path, monkeypatch, mode) == []
+
+
+def test_a_required_compiled_build_fails_without_a_c_compiler(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """DAW_POPULAR_COMPILE=1 (the Dockerfile) never ships the slow build by accident."""
+    with pytest.raises(CCompilerError):
+        build_with_a_failing_compiler(tmp_path, monkeypatch, "1")
+
+
+def test_compile_0_asks_mypyc_for_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(build_script, "MODE", "0")
+    assert build_script.ext_modules() == []
