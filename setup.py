@@ -3,7 +3,7 @@
 The sources stay plain, fully typed Python and run as they are without this step; mypyc
 (mypy's compiler, with which black and mypy themselves ship) turns the modules below into
 C extensions that run the same code with native calls and unboxed fields. Measured with
-`make bench-instructions`: 1,310k -> 908k instructions per cold answer (bench/README.md).
+`make bench-instructions`: 1,310k -> 879k instructions per cold answer (bench/README.md).
 
     pip install .                              compiled if it can be, else the plain sources
     DAW_POPULAR_COMPILE=1 pip install .        compiled or failed (the Dockerfile)
@@ -16,9 +16,8 @@ build warns and keeps the sources, as packages with optional C speed-ups do.
 Left interpreted on purpose: `eager` and `singleflight` step coroutines by hand, which
 mypyc's coroutines do not support (compiled, an exception raised in an eager first step
 escaped its task); `usernames` and `errors` define exceptions with two bases (mypyc has
-no multiple inheritance), and `routing` catches one of them; `metrics` failed at start-up
-compiled (a module constant read before it was set) and costs little per answer; the
-rest runs once at start-up, and the simulator is not the service.
+no multiple inheritance), and `routing` catches one of them; the rest runs once at
+start-up, and the simulator is not the service.
 """
 
 from __future__ import annotations
@@ -37,6 +36,7 @@ COMPILED = [
     "conditional",
     "dawapi",
     "loader",
+    "metrics",
     "popular",
     "reply",
     "resilience",

@@ -49,7 +49,9 @@ CONTENT_TYPE: Final = b"text/plain; version=0.0.4; charset=utf-8"
 
 # Seconds. A cache hit takes microseconds, a cold answer two dependent upstream round
 # trips (a few ms on a LAN), the deadline 2 s by default.
-LATENCY_BUCKETS: Final = (
+# Not `Final`: compiled by mypyc, a Final tuple used as a default argument (Histogram's)
+# was never set ("value for final name ... was not set").
+LATENCY_BUCKETS: tuple[float, ...] = (
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 )  # fmt: skip
 
