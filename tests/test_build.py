@@ -8,10 +8,11 @@ extension left beside the sources, fails here rather than passing the wrong buil
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import os
-import sys
 from importlib.machinery import EXTENSION_SUFFIXES
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 from setuptools import Distribution, Extension
@@ -19,12 +20,19 @@ from setuptools.errors import CCompilerError
 
 import daw_popular
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-import setup as build_script  # noqa: E402
 
-sys.path.remove(str(ROOT))
-COMPILED = build_script.COMPILED
+def _load_build_script() -> ModuleType:
+    """setup.py as a module under another name, so its `setup()` call does not run."""
+    path = Path(__file__).resolve().parent.parent / "setup.py"
+    spec = importlib.util.spec_from_file_location("build_script", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+build_script = _load_build_script()
+COMPILED: list[str] = build_script.COMPILED
 
 EXPECTED = os.environ.get("DAW_POPULAR_COMPILED")
 
