@@ -12,9 +12,10 @@ NATIVE := $(VENV)/.compiled
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
-# Editable and from the sources; `make compile` builds the extensions beside them.
+# Editable and from the sources; `make compile` builds the extensions beside them, with
+# setuptools from this venv (Python 3.12 and later no longer put it in a new venv).
 $(STAMP): pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet --upgrade pip 'setuptools>=68'
 	DAW_POPULAR_COMPILE=0 $(BIN)/python -m pip install --quiet -e '.[test]'
 	touch $@
 

@@ -74,12 +74,18 @@ class _NextTurn:
 NEXT_TURN = _NextTurn()
 
 
-def start(loop: asyncio.AbstractEventLoop, coro: Coroutine[Any, Any, T]) -> asyncio.Task[T]:
-    """A task running `coro` whose first step has run when this returns."""
+def start(
+    loop: asyncio.AbstractEventLoop, coro: Coroutine[Any, Any, T], *, name: str = "eager"
+) -> asyncio.Task[T]:
+    """A task running `coro` whose first step has run when this returns.
+
+    The task is named as it is made (an unnamed task formats "Task-<n>" first), so a
+    loop's task factory is not used.
+    """
     first = FirstStep()
     run = _eagerly(first, coro)
     context = contextvars.copy_context()
-    task = loop.create_task(run, context=context)
+    task = asyncio.Task(run, loop=loop, name=name, context=context)
     first.take(loop, task, run, context)
     return task
 

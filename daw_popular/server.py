@@ -1051,7 +1051,9 @@ class _Listener:
             # turn can take a second (libuv polls up to 48 times before it runs the ready
             # callbacks): each turn saved comes off a new client's first answer.
             task = eager.start(
-                self._loop, self._loop.connect_accepted_socket(self._protocol, sock=conn)
+                self._loop,
+                self._loop.connect_accepted_socket(self._protocol, sock=conn),
+                name="daw-popular connection set-up",
             )
             server.background.add(task)
             task.add_done_callback(_connection_set_up(server, conn))

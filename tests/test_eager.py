@@ -43,6 +43,17 @@ async def test_a_coroutine_that_never_waits_ends_at_the_next_turn() -> None:
     assert await task == 7
 
 
+async def test_a_task_is_named_as_it_is_made() -> None:
+    async def idle() -> None:
+        return None
+
+    loop = asyncio.get_running_loop()
+    assert eager.start(loop, idle()).get_name() == "eager"
+    named = eager.start(loop, idle(), name="connection set-up")
+    assert named.get_name() == "connection set-up"
+    await named
+
+
 async def test_a_failure_in_the_first_step_is_the_task_s() -> None:
     async def broken() -> None:
         raise LookupError("no such thing")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import random
 import re
 from datetime import UTC, datetime
@@ -9,6 +10,7 @@ from typing import cast
 
 import orjson
 
+from daw_popular.sim.cli import keep_out_of_collections
 from daw_popular.sim.faces import FACES
 from daw_popular.sim.names import FIRST_NAMES, LAST_NAMES
 from daw_popular.sim.routes import answer
@@ -108,3 +110,17 @@ def test_requests_are_answered_from_indexes_built_once() -> None:
     assert orjson.loads(user.body) == {"user": raw[0][10_000]}
     assert orjson.loads(product.body) == {"product": raw[1][250]}
     assert orjson.loads(users.body) == {"users": raw[0][19_950:]}
+
+
+def test_the_simulator_keeps_its_store_out_of_collections() -> None:
+    # `daw-popular sim` freezes the store once built: no later collection rescans it.
+    store = Store.generate(seed=3, users=50, products=20)
+    gc.collect()
+    assert any(obj is store.users for obj in gc.get_objects())
+    frozen = gc.get_freeze_count()
+    try:
+        keep_out_of_collections()
+        assert gc.get_freeze_count() > frozen
+        assert not any(obj is store.users for obj in gc.get_objects())
+    finally:
+        gc.unfreeze()

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from daw_popular.errors import UpstreamUnavailable
-from daw_popular.singleflight import FlightStatistics, SingleFlight
+from daw_popular.singleflight import TASK_NAME, FlightStatistics, SingleFlight
 
 
 class Gated:
@@ -66,6 +66,15 @@ async def test_concurrent_callers_share_one_call() -> None:
     assert all(r is fn.result for r in results)
     assert fn.calls == 1
     assert flights.in_flight == 0 and "k" not in flights
+
+
+async def test_a_flight_s_task_carries_its_name() -> None:
+    flights: SingleFlight[str, object] = SingleFlight()
+    fn = Gated(result=object())
+    task = flights.start("k", fn)
+    assert task.get_name() == TASK_NAME
+    fn.gate.set()
+    assert await asyncio.shield(task) is fn.result
 
 
 async def test_failure_is_shared_by_every_caller() -> None:

@@ -195,9 +195,11 @@ def test_a_serving_process_freezes_its_start_up_objects_and_raises_the_gc_thresh
     """`serve` tunes the collector once started (in a child: it is process-wide)."""
     probe = (
         "import gc; from daw_popular.app import GC_THRESHOLDS, tune_gc\n"
-        "assert gc.get_freeze_count() == 0 and gc.get_threshold() != GC_THRESHOLDS\n"
+        # Python 3.12.1 starts with a few hundred objects frozen already.
+        "before = gc.get_freeze_count()\n"
+        "assert gc.get_threshold() != GC_THRESHOLDS\n"
         "tune_gc()\n"
-        "print(gc.get_freeze_count(), gc.get_threshold() == GC_THRESHOLDS)\n"
+        "print(gc.get_freeze_count() - before, gc.get_threshold() == GC_THRESHOLDS)\n"
     )
     out = subprocess.run(
         [sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=60

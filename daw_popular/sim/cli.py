@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import os
 import signal
 import sys
@@ -49,7 +50,20 @@ def run(args: argparse.Namespace) -> int:
     else:
         seed = args.seed if args.seed is not None else int.from_bytes(os.urandom(4))
         store = Store.generate(seed, args.users, args.products, args.max_purchases_per_user)
+    keep_out_of_collections()
     return uvloop.run(_serve(store, args.host, args.port, faults, args.fault_seed))
+
+
+def keep_out_of_collections() -> None:
+    """Freeze what is alive now, the store above all, out of the cycle collector's sight.
+
+    The store is built once (with the collector paused) and then only read. Left in the
+    collector's generations, its objects were scanned again by the first collections that
+    followed: 40 and 55 ms pauses in the first second of a load, with 90,000 users. Frozen
+    objects are still freed by reference counting, and nothing in the store forms cycles.
+    """
+    gc.collect()
+    gc.freeze()
 
 
 async def _serve(
