@@ -13,12 +13,13 @@ import os
 import sys
 import time
 from collections.abc import Awaitable
+from functools import partial
 from typing import IO, Any, Final
 
 import orjson
 
 from . import responses
-from .server import Handler, HttpServer, Request, Result, Takeover
+from .server import Handler, HttpServer, Later, Request, Result, Takeover
 
 TEXT_FORMAT: Final = "%(asctime)s %(levelname)s %(name)s[%(process)d]: %(message)s"
 
@@ -75,7 +76,20 @@ class AccessLog:
         if type(result) is bytes:
             self._record(request, result, 0.0)
             return result
+        if isinstance(result, Later):
+            relay = Later()
+            result.deliver_to(partial(self._relay, request, started, relay))
+            return relay
         return self._awaited(request, result, started)  # type: ignore[arg-type]
+
+    def _relay(
+        self, request: Request, started: float, relay: Later, outcome: bytes | BaseException
+    ) -> None:
+        if isinstance(outcome, BaseException):
+            relay.fail(outcome)
+            return
+        self._record(request, outcome, time.perf_counter() - started)
+        relay.give(outcome)
 
     async def _awaited(
         self, request: Request, result: Awaitable[bytes | Takeover], started: float

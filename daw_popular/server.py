@@ -4,9 +4,10 @@ Theory of operation
 -------------------
 One `HttpProtocol` per connection feeds received bytes to an httptools parser.
 When a request is complete the handler is called at once. A handler returns
-either the complete response as `bytes` (the cache-hit path: no task, no
-coroutine) or an awaitable of it. Responses leave in request order: while an
-earlier response is still awaited, later ones queue behind it in `_pending`.
+the complete response as `bytes` (the cache-hit path: no task, no coroutine), a
+`Later` it gives the response to from a callback of its own (written within that
+call), or an awaitable of it. Responses leave in request order: while an earlier
+response is still awaited, later ones queue behind it in `_pending`.
 
 Time-based limits are not per-request timers (two timer handles per request
 cost more than the rest of a cache hit): each connection keeps one deadline,
@@ -88,7 +89,57 @@ from . import eager, responses
 log = logging.getLogger("daw_popular.server")
 
 Takeover = Callable[[asyncio.Transport], Awaitable[None]]
-Result = bytes | Awaitable["bytes | Takeover"]
+
+
+class Later:
+    """A response its handler gives after returning, by one call to `give` (or `fail`).
+
+    The server writes it within that call. An awaitable's response is written by a
+    task, or by a future's done callback: one event-loop turn after it is ready, and
+    under load a turn waits behind everything else that became ready first. As with
+    an awaitable, the handler owes exactly one outcome and bounds its own time. Calls
+    after the first, and any after the client left (`cancel`), are ignored.
+    """
+
+    __slots__ = ("_dropped", "_outcome", "_to")
+
+    def __init__(self) -> None:
+        self._to: Callable[[bytes | BaseException], None] | None = None
+        self._outcome: bytes | BaseException | None = None
+        self._dropped = False
+
+    def give(self, response: bytes) -> None:
+        self._settle(response)
+
+    def fail(self, error: BaseException) -> None:
+        """No response after all: the server answers 500 (503 for a cancellation) and
+        closes the connection, as for an awaitable that raised."""
+        self._settle(error)
+
+    def cancel(self) -> None:
+        """The server's: the client left, so nothing will be written."""
+        self._dropped = True
+        self._to = None
+
+    def deliver_to(self, to: Callable[[bytes | BaseException], None]) -> None:
+        """The server's: where the outcome goes (at once if it was given already)."""
+        if self._dropped:
+            return
+        if self._outcome is not None:
+            to(self._outcome)
+        else:
+            self._to = to
+
+    def _settle(self, outcome: bytes | BaseException) -> None:
+        if self._outcome is not None or self._dropped:
+            return
+        self._outcome = outcome
+        to, self._to = self._to, None
+        if to is not None:
+            to(outcome)
+
+
+Result = bytes | Later | Awaitable["bytes | Takeover"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -692,6 +743,11 @@ class HttpProtocol(asyncio.Protocol):
         slot = _Slot(keep_alive, version)
         if isinstance(result, bytes):
             slot.data = result
+        elif isinstance(result, Later):
+            slot.task = result
+            self._pending.append(slot)
+            result.deliver_to(partial(self._given, slot))  # at once if already given
+            return
         elif asyncio.isfuture(result):
             # A plain future (the simulator's delayed answer) needs no task of its own.
             slot.task = result
@@ -716,6 +772,12 @@ class HttpProtocol(asyncio.Protocol):
         except Exception as exc:
             data = self._failed(slot, exc)
         self._ready(slot, data)
+
+    def _given(self, slot: _Slot, outcome: bytes | BaseException) -> None:
+        if self._phase is not _CLOSED:
+            self._ready(
+                slot, self._failed(slot, outcome) if isinstance(outcome, BaseException) else outcome
+            )
 
     def _future_done(self, slot: _Slot, future: asyncio.Future[bytes | Takeover]) -> None:
         if future.cancelled():
@@ -847,7 +909,7 @@ class _Slot:
         self.version = version
         self.data: bytes | Takeover = b""
         self.answer: Awaitable[bytes | Takeover] | None = None  # what `task` awaits
-        self.task: asyncio.Future[Any] | None = None  # None once `data` is ready
+        self.task: asyncio.Future[Any] | Later | None = None  # None once `data` is ready
 
     def forget_answer(self) -> None:
         """Close a handler coroutine its task was cancelled before starting to await.

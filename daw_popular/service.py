@@ -19,6 +19,7 @@ is also served from that call, its refresh started there.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from functools import partial
@@ -33,7 +34,7 @@ from .errors import CircuitOpen, Overloaded, ServiceError, UpstreamTimeout
 from .loader import Flight, Freshness, Loader, Lookup, Timed, landing
 from .metrics import EndpointCounters
 from .reply import Reply
-from .server import Request, Result
+from .server import Later, Request, Result
 from .singleflight import SingleFlight
 
 if TYPE_CHECKING:
@@ -143,7 +144,9 @@ class PopularPurchases:
         if isinstance(begun, Lookup):  # a hit due for early refresh, or stale: served now
             self.counters.looked_up("answer", begun.state)
             return self._answer_conditionally(begun.value, request)
-        return self._answer_slowly(request, key, begun)
+        later = Later()
+        _Awaited(self, request, key, begun, later)
+        return later
 
     def _answer_conditionally(self, reply: Reply, request: Request) -> bytes:
         wire = reply.answer(request)
@@ -151,38 +154,31 @@ class PopularPurchases:
         self._at_once[304 if wire.startswith(b"HTTP/1.1 304") else reply.status] += 1
         return wire
 
-    async def _answer_slowly(self, request: Request, key: bytes, flight: Flight[Any, Any]) -> bytes:
-        started = time.perf_counter()
-        wire = await self._answer_from_loader(request, key, flight)
-        self.counters.answered(wire, time.perf_counter() - started)
-        return wire
-
-    async def _answer_from_loader(
-        self, request: Request, key: bytes, flight: Flight[Any, Any]
-    ) -> bytes:
+    def _landed(self, request: Request, flight: Flight[Any, Any]) -> bytes:
+        """The answer to `request` once the answer's flight has landed."""
         try:
-            await landing(flight, timeout=self._deadline)
             lookup = self._loader.settle(flight)
-        except TimeoutError:
-            # The deadline can fire before the upstream call's own timeout turns into
-            # an UpstreamError the loader would answer with stale data: do it here.
-            entry = self._cache.peek(key)
-            if entry is not None and self._clock() < entry.error_until:
-                self.counters.looked_up("answer", "stale-error")
-                stale: Reply = entry.value
-                return stale.answer(request)
-            return error_response(
-                request,
-                UpstreamTimeout(
-                    f"Gateway Timeout: no complete answer from the upstream "
-                    f"within {self._deadline:g} s"
-                ),
-            )
         except ServiceError as exc:
             return error_response(request, exc)
         self.counters.looked_up("answer", lookup.state)
         reply: Reply = lookup.value
         return reply.answer(request)
+
+    def _too_late(self, request: Request, key: bytes) -> bytes:
+        """The answer to `request` when the deadline passed before the flight landed."""
+        # The deadline can fire before the upstream call's own timeout turns into an
+        # UpstreamError the loader would answer with stale data: do it here.
+        entry = self._cache.peek(key)
+        if entry is not None and self._clock() < entry.error_until:
+            self.counters.looked_up("answer", "stale-error")
+            stale: Reply = entry.value
+            return stale.answer(request)
+        return error_response(
+            request,
+            UpstreamTimeout(
+                f"Gateway Timeout: no complete answer from the upstream within {self._deadline:g} s"
+            ),
+        )
 
     # composition
 
@@ -358,6 +354,57 @@ class PopularPurchases:
         if self._shared is None:
             return fetch
         return partial(self._shared.load, key, fetch)
+
+
+class _Awaited:
+    """A request waiting for its answer's flight, by callbacks rather than a task.
+
+    The answer is given (`Later`) from the flight task's done callback, which the
+    server writes at once: a task awaiting the flight would write it two event-loop
+    turns after it landed (the wait's callback, then the task's step), and under load
+    each turn waits behind everything else that became ready first. A timer gives the
+    deadline's answer instead when the flight is late. Waiting never cancels the
+    flight (see `landing`).
+    """
+
+    __slots__ = ("_flight", "_key", "_later", "_request", "_service", "_started", "_timer")
+
+    def __init__(
+        self,
+        service: PopularPurchases,
+        request: Request,
+        key: bytes,
+        flight: Flight[Any, Any],
+        later: Later,
+    ) -> None:
+        self._service = service
+        self._request = request
+        self._key = key
+        self._flight = flight
+        self._later = later
+        self._started = time.perf_counter()
+        task = flight.task
+        self._timer = task.get_loop().call_later(service._deadline, self._expired)
+        task.add_done_callback(self._landed)
+
+    def _landed(self, _task: asyncio.Task[Any]) -> None:
+        if self._timer.cancelled():
+            return  # the deadline's answer was given
+        self._timer.cancel()
+        try:
+            wire = self._service._landed(self._request, self._flight)
+        except BaseException as exc:  # a cancelled flight, or a bug: the server answers
+            self._later.fail(exc)
+            return
+        self._give(wire)
+
+    def _expired(self) -> None:
+        self._timer.cancel()  # marks the wait over for `_landed`
+        self._give(self._service._too_late(self._request, self._key))
+
+    def _give(self, wire: bytes) -> None:
+        self._service.counters.answered(wire, time.perf_counter() - self._started)
+        self._later.give(wire)
 
 
 class _SecondRound:

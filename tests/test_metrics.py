@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import io
 import json
@@ -27,7 +28,7 @@ from daw_popular import app as service_app
 from daw_popular import logs, metrics
 from daw_popular.app import App
 from daw_popular.config import Settings
-from daw_popular.server import HttpServer
+from daw_popular.server import HttpServer, Later, Request
 from daw_popular.sim import RunningSimulator, Store, start_simulator
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -143,6 +144,41 @@ async def test_access_log_is_off_by_default_and_writes_a_line_per_request_when_o
         ("/healthz", 200),
     ]
     assert lines[0]["duration_ms"] > 0 and lines[1]["duration_ms"] == 0
+
+
+def test_the_access_log_passes_a_later_answer_on_and_a_failure_unlogged() -> None:
+    request = Request("GET", b"/x", b"", [(b"host", b"t")], "1.1", True, None)
+    owed: list[Later] = []
+
+    def handler(request: Request) -> Later:
+        owed.append(Later())
+        return owed[-1]
+
+    access = logs.AccessLog(handler, stream=io.BytesIO())
+    outcomes: list[bytes | BaseException] = []
+    for _ in range(2):
+        relay = access(request)
+        assert isinstance(relay, Later) and relay is not owed[-1]
+        relay.deliver_to(outcomes.append)
+    error = RuntimeError("boom")
+    owed[0].fail(error)
+    owed[1].give(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+    assert outcomes == [error, b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"]
+    assert len(access._lines) == 1 and b" 200 " in access._lines[0]
+
+
+async def test_the_access_log_records_an_awaited_answer_when_it_comes() -> None:
+    request = Request("GET", b"/x", b"", [(b"host", b"t")], "1.1", True, None)
+
+    async def handler(request: Request) -> bytes:
+        await asyncio.sleep(0.01)
+        return b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"
+
+    access = logs.AccessLog(handler, stream=io.BytesIO())
+    result = access(request)
+    assert not isinstance(result, bytes | Later) and access._lines == []
+    assert await result == b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"
+    assert len(access._lines) == 1 and b" 200 " in access._lines[0]
 
 
 def test_json_logs_are_one_object_per_line() -> None:

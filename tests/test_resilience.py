@@ -10,9 +10,9 @@ import asyncio
 import dataclasses
 import re
 import time
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any, cast
+from typing import Any
 from urllib.parse import quote
 
 import orjson
@@ -28,7 +28,7 @@ from daw_popular.dawapi import DawApi
 from daw_popular.errors import UpstreamError
 from daw_popular.resilience import GuardedUpstream
 from daw_popular.retry import RetryBudget
-from daw_popular.server import HttpServer, Request
+from daw_popular.server import HttpServer, Later, Request, Result
 from daw_popular.service import PopularPurchases
 from daw_popular.sim import RunningSimulator, Store, start_simulator
 from daw_popular.upstream import ClientLimits, UpstreamClient
@@ -494,6 +494,16 @@ def direct_request(username: str) -> Request:
     return Request("GET", path, b"", [(b"host", b"t")], "1.1", True, None)
 
 
+async def given(result: Result) -> bytes:
+    """The response a handler gives later, as the server would receive it."""
+    assert isinstance(result, Later)
+    outcome: asyncio.Future[bytes | BaseException] = asyncio.get_running_loop().create_future()
+    result.deliver_to(outcome.set_result)
+    response = await outcome
+    assert isinstance(response, bytes)
+    return response
+
+
 async def test_a_stale_answer_is_served_without_a_task() -> None:
     """Stale-while-revalidate: the handler answers in the request's own call."""
     async with stack(stale_while_revalidate=5.0) as s:
@@ -515,7 +525,7 @@ async def test_a_cold_answer_asks_the_upstream_within_the_request_s_own_call() -
         sent = s.app.client.statistics().requests_sent
         answer = s.app.service(direct_request(cold), cold)
         assert s.app.client.statistics().requests_sent == sent + 2  # purchases and user
-        assert (await cast(Awaitable[bytes], answer)).startswith(b"HTTP/1.1 200 OK")
+        assert (await given(answer)).startswith(b"HTTP/1.1 200 OK")
 
 
 async def test_the_second_round_is_asked_for_in_the_step_that_reads_the_purchases() -> None:
@@ -531,9 +541,7 @@ async def test_the_second_round_is_asked_for_in_the_step_that_reads_the_purchase
         return await answers[target]
 
     service = PopularPurchases(DawApi(get_json), cache=Cache(1 << 20))
-    answer = asyncio.ensure_future(
-        cast(Awaitable[bytes], service(direct_request("Edna66"), "Edna66"))
-    )
+    answer = asyncio.ensure_future(given(service(direct_request("Edna66"), "Edna66")))
     assert asked == ["/api/purchases/by_user/Edna66?limit=5", "/api/users/Edna66"]
     purchase = {"id": 1, "username": "Edna66", "productId": 7, "date": "2026-11-22T03:56:34.783Z"}
     answers[asked[0]].set_result({"purchases": [purchase]})
@@ -544,6 +552,52 @@ async def test_the_second_round_is_asked_for_in_the_step_that_reads_the_purchase
     answers[asked[3]].set_result({"purchases": [purchase]})
     assert (await answer).startswith(b"HTTP/1.1 200 OK")
     assert len(asked) == 4
+
+
+def scripted() -> tuple[PopularPurchases, dict[str, asyncio.Future[Any]]]:
+    """A service whose upstream calls wait until a test answers them, by target."""
+    loop = asyncio.get_running_loop()
+    answers: dict[str, asyncio.Future[Any]] = {}
+
+    async def get_json(target: str) -> Any:
+        answers[target] = loop.create_future()
+        return await answers[target]
+
+    return PopularPurchases(DawApi(get_json), cache=Cache(1 << 20), deadline=0.05), answers
+
+
+async def test_an_answer_late_for_its_deadline_is_given_once_and_its_flight_goes_on() -> None:
+    service, answers = scripted()
+    outcomes: list[bytes | BaseException] = []
+    later = service(direct_request("Edna66"), "Edna66")
+    assert isinstance(later, Later)
+    later.deliver_to(outcomes.append)
+    await asyncio.sleep(0.1)
+    (answer,) = outcomes
+    assert isinstance(answer, bytes) and answer.startswith(b"HTTP/1.1 504")
+    purchase = {"id": 1, "username": "Edna66", "productId": 7, "date": "2026-11-22T03:56:34.783Z"}
+    answers["/api/purchases/by_user/Edna66?limit=5"].set_result({"purchases": [purchase]})
+    answers["/api/users/Edna66"].set_result({"user": {"username": "Edna66"}})
+    await asyncio.sleep(0)
+    answers["/api/products/7"].set_result({"product": {"id": 7, "face": "(o_o)", "price": 1}})
+    answers["/api/purchases/by_product/7?limit=1000&skip=0"].set_result({"purchases": [purchase]})
+    for _ in range(5):
+        await asyncio.sleep(0)
+    assert len(outcomes) == 1, "the late flight gives nothing more"
+    hit = service(direct_request("Edna66"), "Edna66")
+    assert isinstance(hit, bytes) and hit.startswith(b"HTTP/1.1 200 OK"), "but it was cached"
+
+
+async def test_an_answer_whose_flight_broke_is_a_failure_for_the_server_to_answer() -> None:
+    service, answers = scripted()
+    outcomes: list[bytes | BaseException] = []
+    later = service(direct_request("Edna66"), "Edna66")
+    assert isinstance(later, Later)
+    later.deliver_to(outcomes.append)
+    answers["/api/users/Edna66"].set_exception(RuntimeError("a bug, not an upstream error"))
+    for _ in range(5):
+        await asyncio.sleep(0)
+    assert len(outcomes) == 1 and isinstance(outcomes[0], RuntimeError)
 
 
 # XFetch draws at random, so beta must make a miss negligible, not merely rare. At 1,000 it

@@ -19,7 +19,7 @@ from support import free_port
 
 from daw_popular import responses
 from daw_popular.routing import Route, Router
-from daw_popular.server import HttpProtocol, HttpServer, Limits, Request, Result
+from daw_popular.server import HttpProtocol, HttpServer, Later, Limits, Request, Result
 
 
 class FakeTransport:
@@ -380,6 +380,79 @@ async def test_a_plain_future_answer_needs_no_task() -> None:
         (200, b"first"),
         (500, b"Internal Server Error"),
     ]
+
+
+def later_server() -> tuple[list[Later], HttpProtocol, FakeTransport]:
+    """A connection whose handler answers every request with a `Later`, kept in a list."""
+    owed: list[Later] = []
+
+    def handler(request: Request) -> Later:
+        owed.append(Later())
+        return owed[-1]
+
+    protocol = HttpProtocol(HttpServer(handler))
+    transport = FakeTransport()
+    protocol.connection_made(transport)  # type: ignore[arg-type]
+    return owed, protocol, transport
+
+
+async def test_a_later_answer_is_written_within_the_call_that_gives_it() -> None:
+    """No task, and no loop turn between the answer and the write."""
+    owed, protocol, transport = later_server()
+    tasks = len(asyncio.all_tasks())
+    protocol.data_received((GET % b"/a") + (GET % b"/b"))
+    assert len(asyncio.all_tasks()) == tasks
+    owed[1].give(responses.text(200, "second"))
+    assert transport.written == b""  # the second waits for the first, in order
+    owed[0].give(responses.text(200, "first"))
+    got = parse_responses(bytes(transport.written))
+    assert [body for _, _, body in got] == [b"first", b"second"]
+    owed[0].give(responses.text(200, "again"))  # only the first outcome counts
+    assert len(parse_responses(bytes(transport.written))) == 2
+
+
+async def test_a_later_answer_given_before_the_handler_returns_is_written() -> None:
+    def handler(request: Request) -> Later:
+        later = Later()
+        later.give(responses.text(200, "at once"))
+        return later
+
+    protocol = HttpProtocol(HttpServer(handler))
+    transport = FakeTransport()
+    protocol.connection_made(transport)  # type: ignore[arg-type]
+    protocol.data_received((GET % b"/a") + (GET % b"/b"))
+    assert [body for _, _, body in parse_responses(bytes(transport.written))] == [b"at once"] * 2
+
+
+@pytest.mark.parametrize(
+    ("error", "status"),
+    [(RuntimeError("boom"), 500), (asyncio.CancelledError(), 503)],
+)
+async def test_a_later_that_fails_is_answered_as_a_failed_handler(
+    error: BaseException, status: int
+) -> None:
+    owed, protocol, transport = later_server()
+    protocol.data_received(GET % b"/a")
+    owed[0].fail(error)
+    ((got, headers, _),) = parse_responses(bytes(transport.written))
+    assert got == status and headers["connection"] == "close" and transport.closed
+
+
+def test_a_later_cancelled_delivers_nothing_wherever_it_is_sent() -> None:
+    later, outcomes = Later(), list[bytes | BaseException]()
+    later.cancel()
+    later.give(b"x")
+    later.deliver_to(outcomes.append)
+    later.fail(RuntimeError("after"))
+    assert outcomes == []
+
+
+async def test_a_later_answer_after_the_client_left_is_dropped() -> None:
+    owed, protocol, transport = later_server()
+    protocol.data_received(GET % b"/a")
+    protocol.connection_lost(None)
+    owed[0].give(responses.text(200, "too late"))  # no write to a closed transport
+    assert transport.written == b""
 
 
 # Real sockets

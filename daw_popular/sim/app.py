@@ -19,7 +19,7 @@ from typing import Any
 import orjson
 
 from .. import responses
-from ..server import HttpServer, Limits, Request, Result, Takeover
+from ..server import HttpServer, Later, Limits, Request, Result, Takeover
 from . import faults as kinds
 from .faults import Fault, FaultPlan, FaultSpecError
 from .routes import ROUTES, Answer, answer
@@ -180,19 +180,14 @@ def _padded(body: bytes, size: int) -> bytes:
     return b'{%b%b"padding":"%b"}' % (inner, glue, b"x" * pad)
 
 
-def _later(delay: float, wire: bytes) -> asyncio.Future[bytes]:
-    """`wire`, `delay` seconds from now: a timer and a future, where a coroutine
-    sleeping in a task costs twice the simulator's CPU per delayed answer (and that
-    CPU, spent serially, delays a client's parallel calls behind each other)."""
-    loop = asyncio.get_running_loop()
-    answer: asyncio.Future[bytes] = loop.create_future()
-    loop.call_later(delay, _resolve, answer, wire)
-    return answer
-
-
-def _resolve(answer: asyncio.Future[bytes], wire: bytes) -> None:
-    if not answer.done():  # cancelled: the client went away
-        answer.set_result(wire)
+def _later(delay: float, wire: bytes) -> Later:
+    """`wire`, `delay` seconds from now: a timer gives it to the server, which writes it
+    in the timer's own call. (A coroutine sleeping in a task costs twice the simulator's
+    CPU per delayed answer, and that CPU, spent serially, delays a client's parallel calls
+    behind each other; a future's done callback writes one event-loop turn late.)"""
+    later = Later()
+    asyncio.get_running_loop().call_later(delay, later.give, wire)
+    return later
 
 
 async def _return(takeover: Takeover) -> Takeover:
