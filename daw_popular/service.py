@@ -46,8 +46,7 @@ PREFIX = "/api/recent_purchases/"
 # measured per-entry overhead, which assumes a plain string key.
 _TUPLE_KEY_OVERHEAD = 64
 
-# A string: under mypyc, Lookup and Flight are plain classes that cannot be subscripted.
-Begun: TypeAlias = "Lookup[Any] | Flight[Any, Any]"
+Begun: TypeAlias = Lookup[Any] | Flight[Any, Any]
 Fetch = Callable[[], Awaitable[tuple[Any, Freshness]]]
 
 

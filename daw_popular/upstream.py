@@ -56,13 +56,30 @@ class ClientLimits:
     idle_timeout: float = 4.0
 
 
-@dataclass(slots=True)  # one per upstream answer: not frozen, see loader.Freshness
 class UpstreamResponse:
     """A complete answer: status code and the whole (de-chunked) body."""
 
-    status: int
-    body: bytes
-    content_type: bytes = b""
+    # One per upstream answer: a plain class that mypyc compiles, as loader.Freshness.
+    __slots__ = ("body", "content_type", "status")
+
+    def __init__(self, status: int, body: bytes, content_type: bytes = b"") -> None:
+        self.status = status
+        self.body = body
+        self.content_type = content_type
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, UpstreamResponse):
+            return NotImplemented
+        return (self.status, self.body, self.content_type) == (
+            other.status,
+            other.body,
+            other.content_type,
+        )
+
+    __hash__ = None  # type: ignore[assignment]  # equal by value, and mutable
+
+    def __repr__(self) -> str:
+        return f"UpstreamResponse({self.status!r}, {self.body!r}, {self.content_type!r})"
 
 
 def json_body(target: str, response: UpstreamResponse) -> Any:

@@ -561,3 +561,13 @@ async def test_failure_is_what_settle_would_raise() -> None:
     fine = s.loader.begin("other", s.upstream.fetch)
     await landing(fine)
     assert isinstance(fine, Flight) and s.loader.failure(fine) is None
+
+
+async def test_lookups_compare_by_value_and_show_their_fields() -> None:
+    lookup = Lookup("v", 1.0, 2.0, "hit")
+    assert lookup == Lookup("v", 1.0, 2.0, "hit") and lookup != Lookup("v", 1.0, 2.0, "miss")
+    assert lookup != ("v", 1.0, 2.0, "hit")
+    assert repr(lookup) == "Lookup('v', 1.0, 2.0, 'hit')"
+    task = asyncio.get_running_loop().create_task(asyncio.sleep(0))
+    assert repr(Flight("k", task, "miss")) == f"Flight('k', {task!r}, 'miss')"
+    await task

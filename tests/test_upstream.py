@@ -1086,3 +1086,10 @@ def test_json_body_refuses_anything_but_a_200_json_answer(
     """A 200 `{}` under the wrong type must not read as "unknown user"."""
     with pytest.raises(errors.UpstreamBadResponse, match=reason):
         json_body("/t", response)
+
+
+def test_upstream_responses_compare_by_value_and_show_their_fields() -> None:
+    response = UpstreamResponse(200, b"{}", b"application/json")
+    assert response == UpstreamResponse(200, b"{}", b"application/json")
+    assert response != UpstreamResponse(200, b"{}") and response != (200, b"{}")
+    assert repr(response) == "UpstreamResponse(200, b'{}', b'application/json')"
