@@ -16,8 +16,8 @@ to the task (a pending asyncio future yields itself again once its
 ``_asyncio_future_blocking`` flag is cleared), and the task waits for it as usual; a
 cancellation arriving before that step is thrown into the coroutine where it waits, as
 any other. A coroutine that ends within its first step must not end before the task's
-own step finds it: the wrapper around it (`start`'s, or SingleFlight's) then waits one
-turn (`NEXT_TURN`) before returning.
+own step finds it: the wrapper around it (`start`'s, or SingleFlight's, both in
+`stepped`, which stays interpreted) then waits one turn (`NEXT_TURN`) before returning.
 """
 
 from __future__ import annotations
@@ -25,8 +25,10 @@ from __future__ import annotations
 import asyncio
 import contextvars
 from asyncio.tasks import _enter_task, _leave_task
-from collections.abc import Coroutine, Generator
+from collections.abc import Coroutine
 from typing import Any, TypeVar
+
+from .stepped import eagerly
 
 T = TypeVar("T")
 
@@ -62,18 +64,6 @@ class FirstStep:
             waited._asyncio_future_blocking = False
 
 
-class _NextTurn:
-    """`await NEXT_TURN` yields to the event loop once, as `asyncio.sleep(0)` does."""
-
-    __slots__ = ()
-
-    def __await__(self) -> Generator[None, None, None]:
-        yield
-
-
-NEXT_TURN = _NextTurn()
-
-
 def start(
     loop: asyncio.AbstractEventLoop, coro: Coroutine[Any, Any, T], *, name: str = "eager"
 ) -> asyncio.Task[T]:
@@ -83,16 +73,8 @@ def start(
     loop's task factory is not used.
     """
     first = FirstStep()
-    run = _eagerly(first, coro)
+    run = eagerly(first, coro)
     context = contextvars.copy_context()
     task = asyncio.Task(run, loop=loop, name=name, context=context)
     first.take(loop, task, run, context)
     return task
-
-
-async def _eagerly(first: FirstStep, coro: Coroutine[Any, Any, T]) -> T:
-    try:
-        return await coro
-    finally:
-        if first.running:
-            await NEXT_TURN

@@ -13,7 +13,7 @@ starts a new fetch: nothing is cached here, that is the cache's job.
 
 A task starts eagerly (see `eager`): ``start`` runs its first step at once, as the
 task, so a fetch sends its request before ``start`` returns, not one event-loop turn
-later. The task's own coroutine (`SingleFlight._run`) is the wrapper `eager` requires,
+later. The task's own coroutine (`stepped.flight`) is the wrapper `eager` requires,
 rather than one more coroutine around it: one is made per upstream call.
 """
 
@@ -25,7 +25,8 @@ from collections.abc import Callable, Coroutine, Hashable
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar, TypeVarTuple
 
-from .eager import NEXT_TURN, FirstStep
+from .eager import FirstStep
+from .stepped import flight
 
 # Every flight's task has this name. Left unnamed, a task formats "Task-<n>" as it is
 # made: 0.5% of a cold answer's instructions. (So the task is made here rather than by
@@ -90,7 +91,7 @@ class SingleFlight(Generic[K, V]):
             return task
         loop = asyncio.get_running_loop()
         first = FirstStep()
-        run = self._run(key, fn, args, first)
+        run = flight(self._tasks, key, fn, args, first)
         context = contextvars.copy_context()
         task = asyncio.Task(run, loop=loop, name=TASK_NAME, context=context)
         self._tasks[key] = task
@@ -101,48 +102,3 @@ class SingleFlight(Generic[K, V]):
     def statistics(self) -> FlightStatistics:
         """A snapshot of the counters, for metrics."""
         return FlightStatistics(calls=self.calls, deduped=self.deduped, in_flight=self.in_flight)
-
-    async def _run(
-        self,
-        key: K,
-        fn: Callable[[*Ts], Coroutine[Any, Any, V]],
-        args: tuple[*Ts],
-        first: FirstStep,
-    ) -> V:
-        # Calls fn inside the task, so even an exception raised before fn's first await
-        # becomes the shared outcome rather than escaping into whichever caller came first.
-        try:
-            try:
-                return await fn(*args)
-            finally:
-                if first.running:
-                    # fn ended without waiting once, during the first step `start` ran:
-                    # the task's own first step, already scheduled, must find this
-                    # coroutine unfinished, so it ends there, one turn later.
-                    await NEXT_TURN
-        except BaseException:
-            # Every waiter may have been cancelled (or there were none, for a background
-            # start): the outcome is retrieved as the task ends, so that asyncio does not
-            # log "Task exception was never retrieved" for a failure handled by design.
-            # Only a failure needs it: a done callback on every task cost 1.9% of a cold
-            # answer's instructions. (During the first step, `take` made it current.)
-            _retrieve_when_done(asyncio.current_task())
-            raise
-        finally:
-            # The key is unfiled here, as the task ends and before anyone can see it done:
-            # while it runs, no `start` replaces it (it is not done), so the entry is ours.
-            # A call right after completion therefore always starts a new fetch, as in
-            # groupcache. (A done callback would unfile it one event-loop turn later, and
-            # would have to check that it is not removing a newer task.)
-            self._tasks.pop(key, None)
-
-
-def _retrieve_when_done(task: asyncio.Task[Any] | None) -> None:
-    # Not inline in `_run`: a local there would keep the task alive from the traceback.
-    if task is not None:
-        task.add_done_callback(_retrieve)
-
-
-def _retrieve(task: asyncio.Task[Any]) -> None:
-    if not task.cancelled():
-        task.exception()
