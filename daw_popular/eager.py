@@ -33,6 +33,23 @@ from .stepped import eagerly
 T = TypeVar("T")
 
 
+# `asyncio.current_task` is a Python function on 3.11: the dict it reads (the C module's,
+# which `_enter_task` fills) is read directly where a Python keeps one (typeshed does not
+# declare it).
+_CURRENT_TASKS: dict[asyncio.AbstractEventLoop, asyncio.Task[Any]] | None = getattr(
+    asyncio.tasks, "_current_tasks", None
+)
+
+
+def _current_task(
+    loop: asyncio.AbstractEventLoop,
+    tasks: dict[asyncio.AbstractEventLoop, asyncio.Task[Any]] | None = _CURRENT_TASKS,
+) -> asyncio.Task[Any] | None:
+    if tasks is not None:
+        return tasks.get(loop)
+    return asyncio.current_task(loop)
+
+
 class FirstStep:
     """Runs a task's first step by hand (see the module's text); `running` during it."""
 
@@ -48,7 +65,7 @@ class FirstStep:
         run: Coroutine[Any, Any, Any],
         context: contextvars.Context,
     ) -> None:
-        caller = asyncio.current_task(loop)
+        caller = _current_task(loop)
         if caller is not None:
             _leave_task(loop, caller)
         _enter_task(loop, task)

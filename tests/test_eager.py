@@ -94,3 +94,16 @@ def test_a_start_from_a_loop_callback_with_no_current_task() -> None:
         return [await task]
 
     assert asyncio.run(main()) == ["from a callback"]
+
+
+async def test_the_current_task_is_read_as_asyncio_reads_it() -> None:
+    loop = asyncio.get_running_loop()
+    current = asyncio.current_task()
+    assert current is not None
+    assert eager._current_task(loop) is current
+    assert eager._current_task(loop, None) is current  # a Python without the dict
+    other = asyncio.new_event_loop()
+    try:
+        assert eager._current_task(other) is None
+    finally:
+        other.close()
