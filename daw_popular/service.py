@@ -392,8 +392,8 @@ class _Awaited:
         self._timer.cancel()
         try:
             wire = self._service._landed(self._request, self._flight)
-        except BaseException as exc:  # a cancelled flight, or a bug: the server answers
-            self._later.fail(exc)
+        except (Exception, asyncio.CancelledError) as exc:  # a cancelled flight, or a bug
+            self._later.fail(exc)  # the server answers 503 or 500
             return
         self._give(wire)
 
