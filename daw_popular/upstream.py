@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import asyncio
 import math
-import re
 from collections import deque
 from dataclasses import dataclass
 from enum import IntEnum
@@ -38,9 +37,12 @@ from daw_popular import errors
 # 16 KiB, nginx 8 KiB buffers: 64 KiB is generous and still bounds a hostile peer.
 HEAD_LIMIT = 64 * 1024
 
-# Only visible ASCII may reach the request line: no space, CR, LF or controls, so a
-# target can never add a header or a second request.
-_TARGET = re.compile(r"/[\x21-\x7e]*")
+
+def visible_path(target: str) -> bool:
+    """Whether `target` is "/" then visible ASCII only (0x21-0x7E): no space, CR, LF or
+    controls may reach the request line, so a target can never add a header or a second
+    request. (Three C scans: a regex cost 1k instructions per upstream call.)"""
+    return target[:1] == "/" and target.isascii() and target.isprintable() and " " not in target
 
 
 @dataclass(frozen=True, slots=True)
@@ -396,7 +398,7 @@ class UpstreamClient:
         ):
             raise ValueError(f"upstream URL must look like http://host:port/prefix: {base_url!r}")
         prefix = parts.path.rstrip("/")
-        if prefix and _TARGET.fullmatch(prefix) is None:
+        if prefix and not visible_path(prefix):
             raise ValueError(f"upstream URL path must be visible ASCII: {base_url!r}")
         self._host = parts.hostname
         self._port = parts.port or 80
@@ -449,7 +451,7 @@ class UpstreamClient:
         reused connection that closed before answering to a caller that counts its
         retries against a budget (it raises `UpstreamUnavailable` instead).
         """
-        if _TARGET.fullmatch(target) is None:
+        if not visible_path(target):
             raise ValueError(f"upstream target must be an encoded path: {target!r}")
         request = self._request_format % target.encode()
         read_timeout = self._read_timeout if timeout is None else timeout

@@ -25,6 +25,7 @@ from daw_popular.upstream import (
     UpstreamResponse,
     _Connection,
     json_body,
+    visible_path,
 )
 
 
@@ -1093,3 +1094,15 @@ def test_upstream_responses_compare_by_value_and_show_their_fields() -> None:
     assert response == UpstreamResponse(200, b"{}", b"application/json")
     assert response != UpstreamResponse(200, b"{}") and response != (200, b"{}")
     assert repr(response) == "UpstreamResponse(200, b'{}', b'application/json')"
+
+
+@given(st.text(max_size=40) | st.text(alphabet=st.characters(max_codepoint=0x80), max_size=40))
+def test_a_target_reaches_the_request_line_only_as_slash_then_visible_ascii(text: str) -> None:
+    for target in (text, "/" + text):
+        assert visible_path(target) == (re.fullmatch(r"/[\x21-\x7e]*", target) is not None)
+
+
+@pytest.mark.parametrize("target", ["/a b", "/a\r\nHost: x", "/\x7f", "/é", "a/b", "", "/\t"])
+def test_targets_that_could_break_the_request_line_are_refused(target: str) -> None:
+    assert not visible_path(target)
+    assert visible_path("/api/users/Ann%20Lee?limit=5&skip=0")
