@@ -749,7 +749,7 @@ class HttpProtocol(asyncio.Protocol):
             result.deliver_to(partial(self._given, slot))  # at once if already given
             return
         elif asyncio.isfuture(result):
-            # A plain future (the simulator's delayed answer) needs no task of its own.
+            # A plain future needs no task of its own: its done callback writes the answer.
             slot.task = result
             result.add_done_callback(partial(self._future_done, slot))
         else:

@@ -528,9 +528,11 @@ async def test_a_cold_answer_asks_the_upstream_within_the_request_s_own_call() -
         assert (await given(answer)).startswith(b"HTTP/1.1 200 OK")
 
 
-async def test_the_second_round_is_asked_for_in_the_step_that_reads_the_purchases() -> None:
-    """The products and their buyers are asked for one loop turn after the purchases
-    answer is in, from inside that fetch, not after the composition resumes (three)."""
+def scripted(
+    deadline: float = 2.0,
+) -> tuple[PopularPurchases, list[str], dict[str, asyncio.Future[Any]]]:
+    """A service whose upstream calls wait until a test answers them, by target; the
+    targets in the order they were asked for."""
     loop = asyncio.get_running_loop()
     asked: list[str] = []
     answers: dict[str, asyncio.Future[Any]] = {}
@@ -540,7 +542,22 @@ async def test_the_second_round_is_asked_for_in_the_step_that_reads_the_purchase
         answers[target] = loop.create_future()
         return await answers[target]
 
-    service = PopularPurchases(DawApi(get_json), cache=Cache(1 << 20))
+    service = PopularPurchases(DawApi(get_json), cache=Cache(1 << 20), deadline=deadline)
+    return service, asked, answers
+
+
+def outcomes_of(result: Result) -> list[bytes | BaseException]:
+    """What a handler's `Later` gives, as it gives it."""
+    assert isinstance(result, Later)
+    outcomes: list[bytes | BaseException] = []
+    result.deliver_to(outcomes.append)
+    return outcomes
+
+
+async def test_the_second_round_is_asked_for_in_the_step_that_reads_the_purchases() -> None:
+    """The products and their buyers are asked for one loop turn after the purchases
+    answer is in, from inside that fetch, not after the composition resumes (three)."""
+    service, asked, answers = scripted()
     answer = asyncio.ensure_future(given(service(direct_request("Edna66"), "Edna66")))
     assert asked == ["/api/purchases/by_user/Edna66?limit=5", "/api/users/Edna66"]
     purchase = {"id": 1, "username": "Edna66", "productId": 7, "date": "2026-11-22T03:56:34.783Z"}
@@ -554,24 +571,9 @@ async def test_the_second_round_is_asked_for_in_the_step_that_reads_the_purchase
     assert len(asked) == 4
 
 
-def scripted() -> tuple[PopularPurchases, dict[str, asyncio.Future[Any]]]:
-    """A service whose upstream calls wait until a test answers them, by target."""
-    loop = asyncio.get_running_loop()
-    answers: dict[str, asyncio.Future[Any]] = {}
-
-    async def get_json(target: str) -> Any:
-        answers[target] = loop.create_future()
-        return await answers[target]
-
-    return PopularPurchases(DawApi(get_json), cache=Cache(1 << 20), deadline=0.05), answers
-
-
 async def test_an_answer_late_for_its_deadline_is_given_once_and_its_flight_goes_on() -> None:
-    service, answers = scripted()
-    outcomes: list[bytes | BaseException] = []
-    later = service(direct_request("Edna66"), "Edna66")
-    assert isinstance(later, Later)
-    later.deliver_to(outcomes.append)
+    service, _, answers = scripted(deadline=0.05)
+    outcomes = outcomes_of(service(direct_request("Edna66"), "Edna66"))
     await asyncio.sleep(0.1)
     (answer,) = outcomes
     assert isinstance(answer, bytes) and answer.startswith(b"HTTP/1.1 504")
@@ -589,11 +591,8 @@ async def test_an_answer_late_for_its_deadline_is_given_once_and_its_flight_goes
 
 
 async def test_an_answer_whose_flight_broke_is_a_failure_for_the_server_to_answer() -> None:
-    service, answers = scripted()
-    outcomes: list[bytes | BaseException] = []
-    later = service(direct_request("Edna66"), "Edna66")
-    assert isinstance(later, Later)
-    later.deliver_to(outcomes.append)
+    service, _, answers = scripted(deadline=0.05)
+    outcomes = outcomes_of(service(direct_request("Edna66"), "Edna66"))
     answers["/api/users/Edna66"].set_exception(RuntimeError("a bug, not an upstream error"))
     for _ in range(5):
         await asyncio.sleep(0)

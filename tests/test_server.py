@@ -356,7 +356,7 @@ async def test_an_awaited_answer_is_written_in_the_turn_its_handler_finishes() -
 
 
 async def test_a_plain_future_answer_needs_no_task() -> None:
-    """The simulator's delayed answers are futures: no task each, just a done callback."""
+    """A plain future as the answer: no task each, just a done callback."""
     answers: list[asyncio.Future[bytes]] = []
 
     def later(request: Request) -> asyncio.Future[bytes]:
