@@ -41,6 +41,18 @@ def parse_workers(text: str) -> int:
     return value
 
 
+def parse_seconds(text: str) -> float:
+    """A time limit: a positive number of seconds (a zero or negative one would refuse
+    every upstream call)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"seconds must be positive and finite, not {text!r}")
+    return value
+
+
 def _opt(default: Any, help: str, *, parse: Any = None, group: str = "service") -> Any:
     return field(default=default, metadata={"help": help, "parse": parse, "group": group})
 
@@ -86,9 +98,15 @@ class Settings:
     upstream_queue: int = _opt(
         2000, "upstream calls that may wait for a connection", group="upstream"
     )
-    connect_timeout: float = _opt(1.0, "seconds to connect to the upstream", group="upstream")
-    read_timeout: float = _opt(1.0, "seconds for one upstream answer", group="upstream")
-    deadline: float = _opt(2.0, "seconds budget for one whole request", group="upstream")
+    connect_timeout: float = _opt(
+        1.0, "seconds to connect to the upstream", group="upstream", parse=parse_seconds
+    )
+    read_timeout: float = _opt(
+        1.0, "seconds for one upstream answer", group="upstream", parse=parse_seconds
+    )
+    deadline: float = _opt(
+        2.0, "seconds budget for one whole request", group="upstream", parse=parse_seconds
+    )
     retries: int = _opt(1, "retries of a failed idempotent upstream call", group="upstream")
     breaker_failures: int = _opt(
         5, "consecutive upstream failures that open the breaker", group="upstream"

@@ -65,6 +65,8 @@ def _aware(date: object) -> datetime:
 
 
 _WHEN = itemgetter(1)
+# Looked up once: compiled, `sys.intern` reads the module's attribute at every call.
+_intern = sys.intern
 
 
 def buyers_newest_first(purchases_of_product: Iterable[Purchase]) -> tuple[str, ...]:
@@ -84,7 +86,7 @@ def buyers_newest_first(purchases_of_product: Iterable[Purchase]) -> tuple[str, 
     ordered = sorted(newest.items())
     ordered.sort(key=_WHEN, reverse=True)
     # Interned: a buyer of several cached products is then held once, not once per list.
-    return tuple([sys.intern(username) for username, _ in ordered])
+    return tuple([_intern(username) for username, _ in ordered])
 
 
 def recent(buyers: tuple[str, ...], requester: str) -> list[str]:

@@ -53,6 +53,10 @@ class GuardedUpstream:
         read_timeout: float = 1.0,
         deadline: float = 2.0,
     ) -> None:
+        if read_timeout <= 0 or deadline <= 0:
+            raise ValueError(
+                f"read_timeout and deadline must be positive, not {read_timeout} and {deadline}"
+            )
         self._client = client
         self._breaker = breaker
         self._budget = budget
@@ -80,7 +84,28 @@ class GuardedUpstream:
             # The breaker's verdicts are given here, not by its `guard()` context
             # manager: that one costs 4% of a cold answer's instructions (callgrind).
             try:
-                value = await self._call(target)
+                # The first attempt is made here, not in a coroutine of its own, and the
+                # retries' clock is read only when it failed: a successful call costs no
+                # frame but this one (two frames were 2% of a cold answer's
+                # instructions) and no `get_running_loop()`, which checks for a fork
+                # with a `getpid` system call on Python 3.11.
+                self._budget.deposit()
+                failure: Exception | None = None
+                try:
+                    answer = await self._client.get(
+                        target,
+                        timeout=min(self._read_timeout, self._deadline),
+                        retry_reused=False,
+                    )
+                    value = _checked(target, answer)
+                except _RETRY_ON as exc:
+                    failure = exc
+                if failure is not None:
+                    # Never awaited inside an `except` block: compiled by mypyc, a
+                    # coroutine suspended there leaves its exception as the one being
+                    # handled for all the other code the loop runs meanwhile (it becomes
+                    # their exceptions' `__context__`).
+                    value = await self._retry(target, failure, started)
             except _UPSTREAM_FAILURES:
                 breaker.record_failure(ticket)
                 raise
@@ -97,25 +122,19 @@ class GuardedUpstream:
         finally:
             counters.latency.observe(time.perf_counter() - started)
 
-    async def _call(self, target: str) -> Any:
-        """`call_with_retries` over `_attempt`, with the first attempt made here: a
-        successful call then costs no retry frame (2% of a cold answer's instructions)."""
-        # The loop is looked up once per call and handed down: on Python 3.11
-        # `get_running_loop()` checks for a fork with a `getpid` system call.
+    async def _retry(self, target: str, failure: Exception, started: float) -> Any:
+        """The retries after a first attempt that failed with `failure`, within the
+        deadline counted from `started` (a `time.perf_counter()`)."""
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + self._deadline
-        self._budget.deposit()
-        try:
-            return await self._attempt(loop, target, deadline)
-        except _RETRY_ON as failure:
-            return await retry_after_failure(
-                partial(self._attempt, loop, target, deadline),
-                failure,
-                retries=self._retries,
-                budget=self._budget,
-                deadline=deadline,
-                retry_on=_RETRY_ON,
-            )
+        deadline = loop.time() + self._deadline - (time.perf_counter() - started)
+        return await retry_after_failure(
+            partial(self._attempt, loop, target, deadline),
+            failure,
+            retries=self._retries,
+            budget=self._budget,
+            deadline=deadline,
+            retry_on=_RETRY_ON,
+        )
 
     async def _attempt(self, loop: asyncio.AbstractEventLoop, target: str, deadline: float) -> Any:
         remaining = deadline - loop.time()
@@ -126,6 +145,11 @@ class GuardedUpstream:
         answer = await self._client.get(
             target, timeout=min(self._read_timeout, remaining), retry_reused=False
         )
-        if answer.status >= 500:
-            raise UpstreamServerError(f"upstream GET {target}: answered {answer.status}")
-        return json_body(target, answer)
+        return _checked(target, answer)
+
+
+def _checked(target: str, answer: UpstreamResponse) -> Any:
+    """The JSON of an answer; a 5xx is `UpstreamServerError`, which may be retried."""
+    if answer.status >= 500:
+        raise UpstreamServerError(f"upstream GET {target}: answered {answer.status}")
+    return json_body(target, answer)

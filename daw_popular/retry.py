@@ -172,19 +172,21 @@ async def call_with_retries(
     budget.deposit()
     try:
         return await fn()
-    except retry_on as failure:
-        return await retry_after_failure(
-            fn,
-            failure,
-            retries=retries,
-            budget=budget,
-            deadline=deadline,
-            retry_on=retry_on,
-            base=base,
-            cap=cap,
-            rng=rng,
-            sleep=sleep,
-        )
+    except retry_on as exc:
+        failure = exc
+    # Awaited outside the `except` block: see `resilience.GuardedUpstream.get_json`.
+    return await retry_after_failure(
+        fn,
+        failure,
+        retries=retries,
+        budget=budget,
+        deadline=deadline,
+        retry_on=retry_on,
+        base=base,
+        cap=cap,
+        rng=rng,
+        sleep=sleep,
+    )
 
 
 async def retry_after_failure(

@@ -7,6 +7,7 @@ extension left beside the sources, fails here rather than passing the wrong buil
 
 from __future__ import annotations
 
+import ast
 import importlib
 import importlib.util
 import os
@@ -60,6 +61,24 @@ def test_the_coroutines_stepped_by_hand_stay_interpreted() -> None:
     and `singleflight`, which start them, are."""
     assert "stepped" not in COMPILED and not is_extension("stepped")
     assert {"eager", "singleflight"} <= set(COMPILED)
+
+
+@pytest.mark.parametrize("module", COMPILED)
+def test_no_compiled_coroutine_waits_inside_an_except_block(module: str) -> None:
+    """A mypyc coroutine that awaits in an `except` block leaves the exception it caught
+    set as the one being handled while it waits, for every other callback of the loop:
+    their exceptions get it as `__context__`, and the server, which reads a parser
+    callback's error from there, answered a malformed request 500 instead of 400."""
+    source = Path(__file__).resolve().parent.parent / "daw_popular" / f"{module}.py"
+    tree = ast.parse(source.read_text())
+    waits = [
+        f"{module}.py:{node.lineno}"
+        for handler in ast.walk(tree)
+        if isinstance(handler, ast.ExceptHandler)
+        for node in ast.walk(handler)
+        if isinstance(node, ast.Await | ast.AsyncFor | ast.AsyncWith)
+    ]
+    assert waits == []
 
 
 def build_with_a_failing_compiler(

@@ -42,6 +42,16 @@ def test_a_bad_size_is_refused(text: str) -> None:
         config.parse_size(text)
 
 
+@pytest.mark.parametrize("flag", ["--deadline", "--read-timeout", "--connect-timeout"])
+@pytest.mark.parametrize("text", ["0", "-1", "nan", "inf", "soon"])
+def test_an_upstream_time_limit_must_be_positive(flag: str, text: str) -> None:
+    with pytest.raises(SystemExit):
+        parse([flag, text])
+    assert parse([flag, "0.25"]) == dataclasses.replace(
+        config.Settings(), **{flag[2:].replace("-", "_"): 0.25}
+    )
+
+
 def test_booleans_from_the_environment() -> None:
     assert parse([], {"DAW_POPULAR_ACCESS_LOG": "yes"}).access_log is True
     assert parse([], {"DAW_POPULAR_ACCESS_LOG": "0"}).access_log is False

@@ -31,6 +31,7 @@ from daw_popular.retry import RetryBudget
 from daw_popular.server import HttpServer, Later, Request, Result
 from daw_popular.service import PopularPurchases
 from daw_popular.sim import RunningSimulator, Store, start_simulator
+from daw_popular.singleflight import TASK_NAME
 from daw_popular.upstream import ClientLimits, UpstreamClient
 
 DEADLINE = 0.5
@@ -442,16 +443,13 @@ async def test_a_failed_fan_out_leaves_no_orphan_waiters() -> None:
     async with stack(read_timeout=1.0, deadline=2.0) as s:
         name = buyers(s.store)[0]
         s.faults("user:status=500", "by_user:latency=500")
+        before = asyncio.all_tasks()
         answer, took = await s.timed(name)
         assert answer.status == 502 and took < 0.25, took
-        # Live tasks whose outermost code is the service's or the loader's are waits
-        # (a fetch runs as single-flight's own task): none may outlive the answer.
-        waits = [
-            task
-            for task in asyncio.all_tasks()
-            if task.get_coro().cr_code.co_filename.endswith(("service.py", "loader.py"))  # type: ignore[union-attr]
-        ]
-        assert waits == []
+        # Every task the answer made that is still alive is a fetch (single-flight's own
+        # task): no wait may outlive the answer.
+        alive = asyncio.all_tasks() - before - {asyncio.current_task()}
+        assert {task.get_name() for task in alive} == {TASK_NAME}
         await settle(s, 0.7)
         assert s.app.cache.peek(("purchases", name)) is not None, "the fetch still fills the cache"
 
