@@ -353,6 +353,7 @@ class HttpProtocol(asyncio.Protocol):
         "_parser",
         "_pending",
         "_phase",
+        "_raised",
         "_reading_paused",
         "_repeat",
         "_repeat_target",
@@ -389,6 +390,8 @@ class HttpProtocol(asyncio.Protocol):
         self._repeat_target = b""
         self._lane_target = b""
         self._data = b""  # the chunk being parsed, for the rare checks that need raw bytes
+        # What a parser callback raised (see `_refusal`), until `data_received` reads it.
+        self._raised: BaseException | None = None
         self._unparsed = -1  # bytes of an unfinished head so far; -1 outside a head
         # per-request state
         self._url = b""
@@ -450,13 +453,14 @@ class HttpProtocol(asyncio.Protocol):
         try:
             self._parser.feed_data(data)
         except _Stop:
-            pass
+            self._raised = None
         except httptools.HttpParserUpgrade:
             # RFC 9110, 7.8: a server may ignore Upgrade. The request was answered
             # (or is owed); we do not speak the other protocol, so close after it.
             self._close_after_pending()
         except httptools.HttpParserCallbackError as exc:
-            cause = exc.__context__
+            cause = self._raised if self._raised is not None else exc.__context__
+            self._raised = None
             if isinstance(cause, HttpError):
                 self._refuse(cause.status, cause.message)
             elif not isinstance(cause, _Stop):
@@ -519,11 +523,27 @@ class HttpProtocol(asyncio.Protocol):
             self._reading_paused = False
             self._transport.resume_reading()
 
+    def _refusal(self, status: int, message: str) -> HttpError:
+        """The error a parser callback raises to refuse the request, kept here as well.
+
+        httptools passes a callback's exception on only as the `__context__` of its own
+        error, and that is whichever exception is being handled when it raises, if any
+        is: the callback's own is then lost (a compiled coroutine suspended in an
+        `except` block leaves one set; none does now, see tests/test_build.py).
+        """
+        error = self._raised = HttpError(status, message)
+        return error
+
+    def _stop(self) -> _Stop:
+        """What a parser callback raises to stop parsing, kept as `_refusal` keeps its."""
+        stop = self._raised = _Stop()
+        return stop
+
     # parser callbacks
 
     def on_message_begin(self) -> None:
         if self._shutting_down:
-            raise _Stop
+            raise self._stop()
         self._url = b""
         self._headers = []
         self._header_bytes = 0
@@ -538,20 +558,20 @@ class HttpProtocol(asyncio.Protocol):
     def on_url(self, url: bytes) -> None:
         self._url += url
         if len(self._url) > self._limits.max_request_line:
-            raise HttpError(414, "URI Too Long")
+            raise self._refusal(414, "URI Too Long")
         if b"#" in url:
             # RFC 9112, 3.2: a fragment is never part of a request target.
-            raise HttpError(400, "Bad Request: fragment in request target")
+            raise self._refusal(400, "Bad Request: fragment in request target")
 
     def on_header(self, name: bytes, value: bytes) -> None:
         headers = self._headers
         limits = self._limits
         size = len(name) + len(value)
         if size > limits.max_header_bytes:
-            raise HttpError(431, "Request Header Fields Too Large")
+            raise self._refusal(431, "Request Header Fields Too Large")
         self._header_bytes += size + 4
         if self._header_bytes > limits.max_head_bytes or len(headers) >= limits.max_headers:
-            raise HttpError(431, "Request Header Fields Too Large")
+            raise self._refusal(431, "Request Header Fields Too Large")
         headers.append((name, value))
         kind = _KINDS.get(name)
         if kind is None:
@@ -566,10 +586,10 @@ class HttpProtocol(asyncio.Protocol):
                 value = value.rstrip(b" \t")
             self._hosts += 1
             if self._hosts > 1:
-                raise HttpError(400, "Bad Request: more than one Host header")
+                raise self._refusal(400, "Bad Request: more than one Host header")
             if value != self._valid_host:
                 if _HOST.fullmatch(value) is None:
-                    raise HttpError(400, "Bad Request: invalid Host header")
+                    raise self._refusal(400, "Bad Request: invalid Host header")
                 self._valid_host = value
         elif kind == _K_INM:
             self._if_none_match = (
@@ -578,12 +598,12 @@ class HttpProtocol(asyncio.Protocol):
         elif kind == _K_CL:
             # llhttp has checked the digits and refused a second one.
             if int(value) > limits.max_body_bytes:
-                raise HttpError(413, "Content Too Large")
+                raise self._refusal(413, "Content Too Large")
             if value.strip(b"0"):
                 self._flags |= _HAS_BODY
         elif kind == _K_TE:
             if self._flags & _CHUNKED or value.lower() != b"chunked":
-                raise HttpError(400, "Bad Request: Transfer-Encoding must be one `chunked`")
+                raise self._refusal(400, "Bad Request: Transfer-Encoding must be one `chunked`")
             self._flags |= _CHUNKED | _HAS_BODY
             # Over-approximates "a tab in this field": any tab in a chunk of the head.
             if b"\t" in self._data:
@@ -594,7 +614,7 @@ class HttpProtocol(asyncio.Protocol):
         elif kind == _K_UPGRADE:
             self._flags |= _UPGRADE
         else:
-            raise HttpError(400, "Bad Request: underscore in a framing header name")
+            raise self._refusal(400, "Bad Request: underscore in a framing header name")
 
     def on_headers_complete(self) -> None:
         self._unparsed = -1
@@ -602,25 +622,25 @@ class HttpProtocol(asyncio.Protocol):
         if version == "1.1":
             if self._hosts == 0:
                 # RFC 9112, 3.2: a server MUST respond 400 to HTTP/1.1 without Host.
-                raise HttpError(400, "Bad Request: missing Host header")
+                raise self._refusal(400, "Bad Request: missing Host header")
         elif version != "1.0":
-            raise HttpError(400, "Bad Request: unsupported HTTP version")
+            raise self._refusal(400, "Bad Request: unsupported HTTP version")
         elif len(self._data) <= _FOREIGN_SCAN and _foreign_protocol(self._data, self._url):
             # llhttp also parses RTSP/1.0 and ICE/1.0 request lines, reporting "1.0".
             # The scan is bounded so that pipelined HTTP/1.0 cannot make it quadratic.
-            raise HttpError(400, "Bad Request: not an HTTP request")
+            raise self._refusal(400, "Bad Request: not an HTTP request")
         if self._flags:
             self._check_rare(self._flags, version)
 
     def _check_rare(self, flags: int, version: str) -> None:
         if flags & _FOREIGN_SEEN:
-            raise HttpError(400, "Bad Request: not an HTTP request")
+            raise self._refusal(400, "Bad Request: not an HTTP request")
         if flags & _CHUNKED:
             if version == "1.0":
                 # RFC 9112, 6.1: Transfer-Encoding in HTTP/1.0 means a broken framing.
-                raise HttpError(400, "Bad Request: Transfer-Encoding in HTTP/1.0")
+                raise self._refusal(400, "Bad Request: Transfer-Encoding in HTTP/1.0")
             if flags & _TAB_SEEN:
-                raise HttpError(400, "Bad Request: tab in a chunked request head")
+                raise self._refusal(400, "Bad Request: tab in a chunked request head")
         if flags & _EXPECT_CONTINUE and flags & _HAS_BODY and version == "1.1":
             transport = self._transport
             # RFC 9110, 10.1.1: only when no earlier answer is still owed.
@@ -630,7 +650,7 @@ class HttpProtocol(asyncio.Protocol):
     def on_body(self, body: bytes) -> None:
         self._body_bytes += len(body)
         if self._body_bytes > self._limits.max_body_bytes:
-            raise HttpError(413, "Content Too Large")
+            raise self._refusal(413, "Content Too Large")
         self._body.append(body)
 
     def on_message_complete(self) -> None:
@@ -652,7 +672,11 @@ class HttpProtocol(asyncio.Protocol):
                 return
         url = self._url
         if url[:1] != b"/":
-            url = _origin_form(url)
+            try:
+                url = _origin_form(url)
+            except HttpError as exc:
+                self._raised = exc
+                raise
         mark = url.find(b"?")
         if mark < 0:
             path, query = url, b""
@@ -701,7 +725,7 @@ class HttpProtocol(asyncio.Protocol):
         else:
             self._enqueue(result, keep_alive, request.http_version)
         if not keep_alive:
-            raise _Stop
+            raise self._stop()
 
     def _may_take_lane(self) -> bool:
         """Connection state that lets the fast lane answer: it never closes one."""

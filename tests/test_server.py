@@ -232,6 +232,30 @@ async def test_get_with_body_is_read_exactly_and_never_parsed_as_a_request() -> 
     assert [b for _, _, b in got] == [b"hello a", b"hello b"]
 
 
+@pytest.mark.parametrize(
+    ("raw", "status"),
+    [
+        (b"GET /" + b"a" * 9000 + b" HTTP/1.1\r\nHost: t\r\n\r\n", 414),
+        (b"GET http://a@b/hello/a HTTP/1.1\r\nHost: t\r\n\r\n", 400),
+        (b"GET /hello/a HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", 400),
+    ],
+)
+async def test_a_refusal_keeps_its_status_while_another_exception_is_handled(
+    raw: bytes, status: int
+) -> None:
+    """httptools hands a callback's error on as its own error's `__context__`, which is
+    whatever exception is being handled when there is one: the refusal must not turn
+    into a 500 then."""
+    _, protocol, transport = make()
+    try:
+        raise ConnectionResetError("an unrelated failure, still being handled")
+    except ConnectionResetError:
+        protocol.data_received(raw)
+    got = parse_responses(bytes(transport.written))
+    assert [s for s, _, _ in got] == [status]
+    assert transport.closed
+
+
 async def test_body_over_the_limit_is_413_and_close() -> None:
     _, protocol, transport = make(Limits(max_body_bytes=10))
     protocol.data_received(
