@@ -38,7 +38,7 @@ import random
 import time
 from collections.abc import Awaitable, Callable, Hashable
 from functools import partial
-from typing import Any, Generic, Literal, Protocol, TypeVar
+from typing import Any, Generic, Literal, TypeAlias, TypeVar
 
 from daw_popular.cache import Cache, Entry
 from daw_popular.errors import UpstreamError
@@ -95,17 +95,6 @@ class Freshness:
         self.age = age
 
 
-class Timed(Protocol):
-    """What a caller reads of a value it got: a `Lookup`, or a fresh `Entry`."""
-
-    @property
-    def value(self) -> Any: ...
-    @property
-    def stored_at(self) -> float: ...
-    @property
-    def fresh_until(self) -> float: ...
-
-
 class Lookup(Generic[V]):
     """A value as served, with what a response needs (Age, freshness) and how it was found."""
 
@@ -133,6 +122,11 @@ class Lookup(Generic[V]):
     def __repr__(self) -> str:
         return f"Lookup({self.value!r}, {self.stored_at!r}, {self.fresh_until!r}, {self.state!r})"
 
+
+# What a caller reads a value from (`value`, `stored_at`, `fresh_until`): a `Lookup`, or
+# a fresh `Entry`. A union of the two classes, not a protocol: compiled, each read is
+# then a type check and a field load, where a protocol's is a generic attribute lookup.
+Timed: TypeAlias = "Lookup[Any] | Entry[Any]"
 
 Fetch = Callable[[], Awaitable[tuple[V, Freshness]]]
 

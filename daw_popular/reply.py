@@ -19,6 +19,16 @@ from .server import Request
 
 _NOSNIFF = (b"X-Content-Type-Options", b"nosniff")
 
+# Status line, Server, Date, Content-Type, Cache-Control, Age, the validator (ETag, or
+# nosniff for an answer without one), Content-Length, then the body: `responses.head`'s
+# order.
+_WIRE = (
+    b"%sServer: "
+    + responses.SERVER_NAME
+    + b"\r\n%sContent-Type: %s\r\nCache-Control: %s\r\nAge: %d\r\n%s: %s\r\n"
+    + b"Content-Length: %d\r\n\r\n%s"
+)
+
 
 class Reply:
     """Status, body and caching headers of one answer; renders itself for a request."""
@@ -56,9 +66,12 @@ class Reply:
         self._head_len = 0
         self._not_modified = b""
 
+    # Made as `Reply(...)`, not `cls(...)`: compiled, that is a native call, where a call
+    # through `cls` parses its keyword arguments at run time (2% of a composed answer).
+
     @classmethod
     def ok(cls, body: bytes, *, cache_control: bytes, born: float) -> Reply:
-        return cls(
+        return Reply(
             200,
             body,
             content_type=responses.JSON,
@@ -69,7 +82,7 @@ class Reply:
 
     @classmethod
     def not_found(cls, message: str, *, cache_control: bytes, born: float) -> Reply:
-        return cls(
+        return Reply(
             404,
             message.encode("utf-8"),
             content_type=responses.TEXT,
@@ -116,14 +129,23 @@ class Reply:
         return headers
 
     def _render(self) -> None:
+        # The bytes `responses.head(status, self._headers(), ...)` + body would give
+        # (tests/test_reply.py holds them equal), in one formatting: a third of the
+        # cost, on every answer composed and once a second per answer served.
         body = self._wire[self._head_len :]
-        head = responses.head(
-            self.status,
-            self._headers(),
-            content_length=len(body),
-            content_type=self.content_type,
+        validator = _NOSNIFF if self.etag is None else (b"ETag", self.etag)
+        wire = _WIRE % (
+            responses.STATUS_LINES[self.status],
+            responses.DATE.line,
+            self.content_type,
+            self.cache_control,
+            max(0, int(time.monotonic() - self.born)),
+            validator[0],
+            validator[1],
+            len(body),
+            body,
         )
-        self._wire = head + body
-        self._head_len = len(head)
+        self._wire = wire
+        self._head_len = len(wire) - len(body)
         self._not_modified = b""
         self._second = responses.DATE.second

@@ -20,8 +20,9 @@ is also served from that call, its refresh started there.
 from __future__ import annotations
 
 import asyncio
+import math
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 from functools import partial
 from typing import TYPE_CHECKING, Any, TypeAlias
 
@@ -186,19 +187,21 @@ class PopularPurchases:
 
         The warm path: a finished answer expired or was evicted, its data was not.
         """
-        fresh = self._loader.fresh
-        user = fresh(("user", username))
+        # `self._loader.fresh(...)` each time, not a local bound method: compiled, that
+        # is a native call.
+        loader = self._loader
+        user = loader.fresh(("user", username))
         if user is None:
             return None
         if not user.value:
             return self._not_found(username, user)
-        ids = fresh(("purchases", username))
+        ids = loader.fresh(("purchases", username))
         if ids is None:
             return None
         lookups: list[Timed] = []
         for kind in ("product", "buyers"):
             for pid in ids.value:
-                lookup = fresh((kind, pid))
+                lookup = loader.fresh((kind, pid))
                 if lookup is None:
                     return None
                 lookups.append(lookup)
@@ -261,13 +264,16 @@ class PopularPurchases:
         username: str,
         user: Timed,
         ids: Timed,
-        lookups: Sequence[Timed],
+        lookups: list[Timed],
     ) -> tuple[Reply, Freshness]:
         """`lookups`: each product's object, then each product's buyers, in `ids` order."""
         product_ids: tuple[int, ...] = ids.value
         count = len(product_ids)
-        products = {pid: lookups[i].value for i, pid in enumerate(product_ids)}
-        buyers = {pid: lookups[count + i].value for i, pid in enumerate(product_ids)}
+        products: dict[int, Any] = {}
+        buyers: dict[int, Any] = {}
+        for i, pid in enumerate(product_ids):
+            products[pid] = lookups[i].value
+            buyers[pid] = lookups[count + i].value
         body = popular.render(popular.compose(username, list(product_ids), products, buyers))
         return self._finish(
             [user, ids, *lookups],
@@ -280,14 +286,21 @@ class PopularPurchases:
         )
 
     def _finish(
-        self, used: Sequence[Timed], make: Callable[[int, float], Reply]
+        self, used: list[Timed], make: Callable[[int, float], Reply]
     ) -> tuple[Reply, Freshness]:
         """`make(max_age, born)`, and lifetimes no answer built from `used` may outlast."""
         now = self._clock()
-        # List comprehensions: a generator costs a frame resumption per item.
-        data_fresh_until = min([lookup.fresh_until for lookup in used])
-        fresh_until = min(now + self._response_ttl, max(now, data_fresh_until))
-        born = min([lookup.stored_at for lookup in used])
+        # One typed pass: compiled, the floats stay unboxed (`min()` over lists of them
+        # boxed each one, 2% of a composed answer).
+        data_fresh_until = born = math.inf
+        for lookup in used:
+            if lookup.fresh_until < data_fresh_until:
+                data_fresh_until = lookup.fresh_until
+            if lookup.stored_at < born:
+                born = lookup.stored_at
+        fresh_until = now if data_fresh_until < now else data_fresh_until
+        if now + self._response_ttl < fresh_until:
+            fresh_until = now + self._response_ttl
         # Age counts from `born`, so max-age must too: a client then sees the answer
         # stale exactly when it is (the millisecond absorbs clock-subtraction noise).
         reply = make(int(fresh_until - born + 0.001), born)

@@ -214,6 +214,18 @@ def test_recent_keeps_order_and_drops_requester(buyers: tuple[str, ...], request
     assert result == [b for b in buyers if b != requester]
 
 
+@given(
+    st.lists(USERNAMES | st.text(max_size=3), min_size=0, max_size=80).map(tuple),
+    USERNAMES,
+)
+def test_recent_is_the_same_for_long_and_repeating_buyer_lists(
+    buyers: tuple[str, ...], requester: str
+) -> None:
+    """Short lists take a loop and long ones C-level scans: the same answer either way,
+    even for a requester listed more than once."""
+    assert recent(buyers, requester) == [b for b in buyers if b != requester]
+
+
 # compose
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 import tracemalloc
 
+from daw_popular import responses
 from daw_popular.reply import Reply
 from daw_popular.server import Request
 
@@ -39,3 +40,22 @@ def test_answers_full_head_and_not_modified_from_the_same_bytes() -> None:
     assert not_modified.startswith(b"HTTP/1.1 304 ") and reply.etag in not_modified
     assert b"Content-Length" not in not_modified and not not_modified.endswith(BODY)
     assert reply.answer(_request()) is full
+
+
+def test_the_wire_is_the_head_the_response_builder_gives_then_the_body() -> None:
+    """`Reply` formats its head itself, for speed: the bytes must stay what
+    `responses.head` builds from the same headers."""
+    born = time.monotonic() - 100.5  # Age 100, far from a second's edge
+    replies = [
+        Reply.ok(BODY, cache_control=b"public, max-age=15", born=born),
+        Reply.not_found("User with username of 'x' was not found", cache_control=b"no", born=born),
+    ]
+    for reply in replies:
+        wire = reply.answer(_request())
+        expected = responses.head(
+            reply.status,
+            reply._headers(),
+            content_length=len(reply.body),
+            content_type=reply.content_type,
+        )
+        assert wire == expected + reply.body
