@@ -39,6 +39,7 @@ import enum
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Final
 
 from .errors import CircuitOpen
 
@@ -53,7 +54,9 @@ class State(enum.IntEnum):
 
 # Hot paths read the members through these names: a member read through its class
 # goes through EnumType.__getattr__ on Python 3.11, six times the cost of a global.
-_CLOSED, _OPEN, _HALF_OPEN = State
+_CLOSED: Final = State.CLOSED
+_OPEN: Final = State.OPEN
+_HALF_OPEN: Final = State.HALF_OPEN
 
 
 @dataclass(frozen=True, slots=True)

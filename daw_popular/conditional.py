@@ -9,15 +9,16 @@ from __future__ import annotations
 
 import binascii
 import hashlib
+from typing import Final
 
 # 128 bits: collisions between two bodies of one user are out of reach, and the tag
 # stays short (24 characters of base64url).
-_DIGEST_SIZE = 16
+_DIGEST_SIZE: Final = 16
 # base64url, as `base64.urlsafe_b64encode` spells it; called directly, binascii saves the
 # two interpreted calls of that wrapper on every answer composed.
-_URLSAFE = bytes.maketrans(b"+/", b"-_")
-_WEAK = b"W/"
-_OWS = b" \t"
+_URLSAFE: Final = bytes.maketrans(b"+/", b"-_")
+_WEAK: Final = b"W/"
+_OWS: Final = b" \t"
 
 
 def etag_for(body: bytes) -> bytes:

@@ -9,7 +9,7 @@ upstream error (502), never "no purchases" or "unknown user".
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, Final
 
 from . import popular
 from .errors import UpstreamBadResponse
@@ -18,7 +18,7 @@ from .usernames import upstream_segment
 GetJson = Callable[[str], Awaitable[Any]]
 
 # The service shows a user's five recent purchases (the upstream's store order).
-RECENT_PURCHASES = 5
+RECENT_PURCHASES: Final = 5
 
 
 class DawApi:

@@ -26,9 +26,14 @@ import asyncio
 import contextvars
 from asyncio.tasks import _enter_task, _leave_task
 from collections.abc import Coroutine
-from typing import Any, TypeVar
+from typing import Any, Final, TypeVar
 
 from .stepped import eagerly
+
+# Final names for imported functions: compiled, each is then a C static, where an
+# imported name is looked up in the module's dict at every call (four per flight).
+_ENTER_TASK: Final = _enter_task
+_LEAVE_TASK: Final = _leave_task
 
 T = TypeVar("T")
 
@@ -67,16 +72,16 @@ class FirstStep:
     ) -> None:
         caller = _current_task(loop)
         if caller is not None:
-            _leave_task(loop, caller)
-        _enter_task(loop, task)
+            _LEAVE_TASK(loop, caller)
+        _ENTER_TASK(loop, task)
         self.running = True
         try:
             waited = context.run(run.send, None)
         finally:
             self.running = False
-            _leave_task(loop, task)
+            _LEAVE_TASK(loop, task)
             if caller is not None:
-                _enter_task(loop, caller)
+                _ENTER_TASK(loop, caller)
         if getattr(waited, "_asyncio_future_blocking", False):
             waited._asyncio_future_blocking = False
 

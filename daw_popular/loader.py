@@ -38,7 +38,7 @@ import random
 import time
 from collections.abc import Awaitable, Callable, Hashable
 from functools import partial
-from typing import Any, Generic, Literal, TypeAlias, TypeVar
+from typing import Any, Final, Generic, Literal, TypeAlias, TypeVar
 
 from daw_popular.cache import Cache, Entry
 from daw_popular.errors import UpstreamError
@@ -54,7 +54,7 @@ State = Literal["hit", "miss", "stale", "stale-error", "coalesced"]
 # under 53 ln 2 (about 36.7): XFetch cannot fire while more than that many (beta-scaled)
 # fetch times remain, and a hit that far from expiry skips drawing a number at all.
 # rng() == 0.0 exactly (odds 2**-53) is the one draw this skip ignores.
-_XFETCH_REACH = 53 * math.log(2.0)
+_XFETCH_REACH: Final = 53 * math.log(2.0)
 
 
 # The records below are made once or more per upstream call, so they are plain slots

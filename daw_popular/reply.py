@@ -12,17 +12,18 @@ is most of what a cached user costs.
 from __future__ import annotations
 
 import time
+from typing import Final
 
 from . import responses
 from .conditional import etag_for, none_match
 from .server import Request
 
-_NOSNIFF = (b"X-Content-Type-Options", b"nosniff")
+_NOSNIFF: Final = (b"X-Content-Type-Options", b"nosniff")
 
 # Status line, Server, Date, Content-Type, Cache-Control, Age, the validator (ETag, or
 # nosniff for an answer without one), Content-Length, then the body: `responses.head`'s
 # order.
-_WIRE = (
+_WIRE: Final = (
     b"%sServer: "
     + responses.SERVER_NAME
     + b"\r\n%sContent-Type: %s\r\nCache-Control: %s\r\nAge: %d\r\n%s: %s\r\n"

@@ -11,18 +11,19 @@ import time
 from collections.abc import Iterable
 from email.utils import formatdate
 from http import HTTPStatus
+from typing import Final
 
 Header = tuple[bytes, bytes]
 
-SERVER_NAME = b"daw-popular"
+SERVER_NAME: Final = b"daw-popular"
 
 # "HTTP/1.1 404 Not Found\r\n" for every status the stdlib knows, built at import.
-STATUS_LINES: dict[int, bytes] = {
+STATUS_LINES: Final[dict[int, bytes]] = {
     int(s): b"HTTP/1.1 %d %s\r\n" % (int(s), s.phrase.encode("latin-1")) for s in HTTPStatus
 }
 
-JSON = b"application/json"
-TEXT = b"text/plain; charset=utf-8"
+JSON: Final = b"application/json"
+TEXT: Final = b"text/plain; charset=utf-8"
 
 
 class DateHeader:
@@ -45,7 +46,7 @@ class DateHeader:
         return True
 
 
-DATE = DateHeader()
+DATE: Final = DateHeader()
 
 
 def head(

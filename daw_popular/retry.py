@@ -20,7 +20,7 @@ import random
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Final, TypeVar
 
 from .errors import DeadlineExceeded
 
@@ -28,12 +28,12 @@ T = TypeVar("T")
 
 # 2**64 times any sane base (>= 1 ns) exceeds any sane cap; clamping the exponent keeps
 # `base * 2**attempt` a finite float for every attempt number.
-_MAX_EXPONENT = 64
+_MAX_EXPONENT: Final = 64
 
 # Finagle's scale: deposits and withdrawals are integers, so no float drift accrues.
-_DEPOSIT = 1000
+_DEPOSIT: Final = 1000
 
-_RNG = random.Random()
+_RNG: Final = random.Random()
 
 
 def full_jitter(attempt: int, base: float, cap: float, rng: random.Random) -> float:

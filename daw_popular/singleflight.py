@@ -23,15 +23,18 @@ import asyncio
 import contextvars
 from collections.abc import Callable, Coroutine, Hashable
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar, TypeVarTuple
+from typing import Any, Final, Generic, TypeVar, TypeVarTuple
 
 from .eager import FirstStep
 from .stepped import flight
 
+# A Final name for the imported coroutine function (see `eager._ENTER_TASK`).
+_FLIGHT: Final = flight
+
 # Every flight's task has this name. Left unnamed, a task formats "Task-<n>" as it is
 # made: 0.5% of a cold answer's instructions. (So the task is made here rather than by
 # `loop.create_task`, which names it only after; a loop's task factory is not used.)
-TASK_NAME = "daw-popular single-flight"
+TASK_NAME: Final = "daw-popular single-flight"
 
 K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
@@ -91,7 +94,7 @@ class SingleFlight(Generic[K, V]):
             return task
         loop = asyncio.get_running_loop()
         first = FirstStep()
-        run = flight(self._tasks, key, fn, args, first)
+        run = _FLIGHT(self._tasks, key, fn, args, first)
         context = contextvars.copy_context()
         task = asyncio.Task(run, loop=loop, name=TASK_NAME, context=context)
         self._tasks[key] = task

@@ -23,7 +23,7 @@ import asyncio
 from collections import deque
 from dataclasses import dataclass
 from enum import IntEnum
-from typing import Any, cast
+from typing import Any, Final, cast
 from urllib.parse import urlsplit
 
 import httptools
@@ -34,7 +34,7 @@ from daw_popular import errors
 
 # Status line and headers of one answer. llhttp has no limit of its own; node allows
 # 16 KiB, nginx 8 KiB buffers: 64 KiB is generous and still bounds a hostile peer.
-HEAD_LIMIT = 64 * 1024
+HEAD_LIMIT: Final = 64 * 1024
 
 
 def visible_path(target: str) -> bool:
@@ -85,7 +85,7 @@ class UpstreamResponse:
 
 # What the upstream sends (Express's `res.json`), compared whole before any parsing: three
 # byte-string methods per answer were 1% of a cold answer's instructions.
-_PLAIN_JSON = (b"application/json; charset=utf-8", b"application/json")
+_PLAIN_JSON: Final = (b"application/json; charset=utf-8", b"application/json")
 
 
 def json_body(target: str, response: UpstreamResponse) -> Any:
@@ -137,7 +137,9 @@ class _State(IntEnum):
 
 # Hot paths read the members through these names: a member read through its class
 # goes through EnumType.__getattr__ on Python 3.11, six times the cost of a global.
-_ACTIVE, _IDLE, _CLOSED = _State
+_ACTIVE: Final = _State.ACTIVE
+_IDLE: Final = _State.IDLE
+_CLOSED: Final = _State.CLOSED
 
 
 # A plain Python class under mypyc, whose classes can only subclass Exception (setup.py).
@@ -157,8 +159,8 @@ class _OutOfStep(Exception):
 # Read deadlines are checked once per tick of this many seconds: one timer for every
 # request due in the same tick, where a timer per request (call_later, then its cancel)
 # cost 2.7% of a cold answer's instructions. A timeout fires up to a tick late, never early.
-DEADLINE_TICK = 0.01
-_TICKS_PER_SECOND = round(1 / DEADLINE_TICK)
+DEADLINE_TICK: Final = 0.01
+_TICKS_PER_SECOND: Final = round(1 / DEADLINE_TICK)
 
 
 class _Deadlines:
