@@ -29,6 +29,12 @@ MIB = 1024**2
 # Upstream data that never expires during a run, so the warm and memory scenarios
 # measure what they say and no background refresh runs in the middle.
 LONG_TTLS = ("--user-ttl", "3600", "--purchases-ttl", "3600", "--product-ttl", "3600")
+# The warm path's service: no finished answers kept (ttl 0 and no stale windows), so
+# each request composes its answer from the upstream data cached.
+COMPOSE_EVERY_TIME = (
+    "--response-ttl", "0", "--stale-while-revalidate", "0", "--stale-if-error", "0",
+    "--xfetch-beta", "0", *LONG_TTLS,
+)  # fmt: skip
 
 # Issue 4's targets.
 HOT_RATIO = 0.8
@@ -262,12 +268,7 @@ def warm(ctx: Context) -> dict[str, Any]:
     users = ctx.plan.warm_users
     with procs.simulator(ctx.logs, users=users, products=users) as sim:
         paths = [_path(name) for name in _usernames(sim, users)]
-        # No finished answers kept (ttl 0 and no stale windows): each request composes.
-        options = (
-            "--response-ttl", "0", "--stale-while-revalidate", "0", "--stale-if-error", "0",
-            "--xfetch-beta", "0", *LONG_TTLS,
-        )  # fmt: skip
-        with procs.service(ctx.logs, sim.url, options) as service:
+        with procs.service(ctx.logs, sim.url, COMPOSE_EVERY_TIME) as service:
             statuses = _load_all(ctx, service.port, paths, "warm: caching upstream data")
             answer = procs.raw_get(service.port, paths[0])
             paths_file = _write_paths(ctx, "warm", paths)
