@@ -131,8 +131,8 @@ class Reply:
 
     def _render(self) -> None:
         # The bytes `responses.head(status, self._headers(), ...)` + body would give
-        # (tests/test_reply.py holds them equal), in one formatting: a third of the
-        # cost, on every answer composed and once a second per answer served.
+        # (tests/test_reply.py holds them equal), in one formatting: 6k instructions
+        # rather than 10k, on every answer composed and once a second per answer served.
         body = self._wire[self._head_len :]
         validator = _NOSNIFF if self.etag is None else (b"ETag", self.etag)
         wire = _WIRE % (

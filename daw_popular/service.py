@@ -295,7 +295,7 @@ class PopularPurchases:
         """`make(max_age, born)`, and lifetimes no answer built from `used` may outlast."""
         now = self._clock()
         # One typed pass: compiled, the floats stay unboxed (`min()` over lists of them
-        # boxed each one, 2% of a composed answer).
+        # boxed each one).
         data_fresh_until = born = math.inf
         for lookup in used:
             if lookup.fresh_until < data_fresh_until:
