@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from . import task_registry
 from .breaker import CircuitBreaker
 from .cache import Cache
 from .config import Settings
@@ -208,6 +209,7 @@ async def serve(
 ) -> None:
     """Serve until SIGTERM or SIGINT, then shut down gracefully."""
     tune_gc()
+    task_registry.install()
     with stop_signals() as stop:
         app, server = await start(settings, reuse_port=reuse_port, metrics_dir=metrics_dir)
         log.info("daw-popular listening on http://%s:%d/", settings.host, server.port)

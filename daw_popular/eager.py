@@ -16,8 +16,12 @@ to the task (a pending asyncio future yields itself again once its
 ``_asyncio_future_blocking`` flag is cleared), and the task waits for it as usual; a
 cancellation arriving before that step is thrown into the coroutine where it waits, as
 any other. A coroutine that ends within its first step must not end before the task's
-own step finds it: the wrapper around it (`start`'s, or SingleFlight's, both in
-`stepped`, which stays interpreted) then waits one turn (`NEXT_TURN`) before returning.
+own step finds it: the wrapper around it (`start`'s `eagerly`, or SingleFlight's) then
+waits one turn (`NEXT_TURN`) before it returns or raises. It waits after its `try`
+statement, not inside an `except` or `finally` block: compiled by mypyc, a coroutine
+suspended there let the exception escape the hand-run step instead of suspending, and
+left it set as the one being handled meanwhile (tests/test_build.py checks each
+compiled module).
 """
 
 from __future__ import annotations
@@ -25,10 +29,8 @@ from __future__ import annotations
 import asyncio
 import contextvars
 from asyncio.tasks import _enter_task, _leave_task
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Generator
 from typing import Any, Final, TypeVar
-
-from .stepped import eagerly
 
 # Final names for imported functions: compiled, each is then a C static, where an
 # imported name is looked up in the module's dict at every call (four per flight).
@@ -84,6 +86,35 @@ class FirstStep:
                 _ENTER_TASK(loop, caller)
         if getattr(waited, "_asyncio_future_blocking", False):
             waited._asyncio_future_blocking = False
+
+
+class _NextTurn:
+    """`await NEXT_TURN` yields to the event loop once, as `asyncio.sleep(0)` does."""
+
+    __slots__ = ()
+
+    def __await__(self) -> Generator[None, None, None]:
+        yield
+
+
+NEXT_TURN: Final = _NextTurn()
+
+
+async def eagerly(first: FirstStep, coro: Coroutine[Any, Any, T]) -> T:
+    """`coro`, as the coroutine of a task `start` made."""
+    failure: BaseException | None = None
+    try:
+        try:
+            result = await coro
+        except BaseException as exc:
+            failure = exc
+        if first.running:  # coro ended within the first step: see the module's text
+            await NEXT_TURN
+        if failure is not None:
+            raise failure
+        return result
+    finally:
+        failure = None  # no cycle: the exception's traceback holds this frame
 
 
 def start(

@@ -13,8 +13,8 @@ starts a new fetch: nothing is cached here, that is the cache's job.
 
 A task starts eagerly (see `eager`): ``start`` runs its first step at once, as the
 task, so a fetch sends its request before ``start`` returns, not one event-loop turn
-later. The task's own coroutine (`stepped.flight`) is the wrapper `eager` requires,
-rather than one more coroutine around it: one is made per upstream call.
+later. The task's own coroutine (`_flight`) is the wrapper `eager` requires, rather
+than one more coroutine around it: one is made per upstream call.
 """
 
 from __future__ import annotations
@@ -25,11 +25,7 @@ from collections.abc import Callable, Coroutine, Hashable
 from dataclasses import dataclass
 from typing import Any, Final, Generic, TypeVar, TypeVarTuple
 
-from .eager import FirstStep
-from .stepped import flight
-
-# A Final name for the imported coroutine function (see `eager._ENTER_TASK`).
-_FLIGHT: Final = flight
+from .eager import NEXT_TURN, FirstStep
 
 # Every flight's task has this name. Left unnamed, a task formats "Task-<n>" as it is
 # made: 0.5% of a cold answer's instructions. (So the task is made here rather than by
@@ -94,7 +90,7 @@ class SingleFlight(Generic[K, V]):
             return task
         loop = asyncio.get_running_loop()
         first = FirstStep()
-        run = _FLIGHT(self._tasks, key, fn, args, first)
+        run = _flight(self._tasks, key, fn, args, first)
         context = contextvars.copy_context()
         task = asyncio.Task(run, loop=loop, name=TASK_NAME, context=context)
         self._tasks[key] = task
@@ -105,3 +101,56 @@ class SingleFlight(Generic[K, V]):
     def statistics(self) -> FlightStatistics:
         """A snapshot of the counters, for metrics."""
         return FlightStatistics(calls=self.calls, deduped=self.deduped, in_flight=self.in_flight)
+
+
+async def _flight(
+    tasks: dict[K, asyncio.Task[V]],
+    key: K,
+    fn: Callable[[*Ts], Coroutine[Any, Any, V]],
+    args: tuple[*Ts],
+    first: FirstStep,
+) -> V:
+    """`fn(*args)`, as the coroutine of the single-flight task filed under `key` in `tasks`.
+
+    Calls fn inside the task, so even an exception raised before fn's first await
+    becomes the shared outcome rather than escaping into whichever caller came first.
+    """
+    try:
+        failure: BaseException | None = None
+        try:
+            result = await fn(*args)
+        except BaseException as exc:
+            failure = exc
+        if first.running:
+            # fn ended without waiting once, during the first step `start` ran: the
+            # task's own first step, already scheduled, must find this coroutine
+            # unfinished, so it ends there, one turn later (see `eager`).
+            await NEXT_TURN
+        if failure is not None:
+            # Every waiter may have been cancelled (or there were none, for a background
+            # start): the outcome is retrieved as the task ends, so that asyncio does
+            # not log "Task exception was never retrieved" for a failure handled by
+            # design. Only a failure needs it: a done callback on every task cost 1.9%
+            # of a cold answer's instructions.
+            _retrieve_when_done(asyncio.current_task())
+            raise failure
+        return result
+    finally:
+        # The key is unfiled here, as the task ends and before anyone can see it done:
+        # while it runs, no `start` replaces it (it is not done), so the entry is ours.
+        # A call right after completion therefore always starts a new fetch, as in
+        # groupcache. (A done callback would unfile it one event-loop turn later, and
+        # would have to check that it is not removing a newer task.)
+        tasks.pop(key, None)
+        failure = None  # no cycle: the exception's traceback holds this frame
+
+
+def _retrieve_when_done(task: asyncio.Task[Any] | None) -> None:
+    # Not inline in `_flight`: a local there would keep the task alive from the traceback.
+    if task is not None:
+        task.add_done_callback(_retrieve)
+
+
+def _retrieve(task: asyncio.Task[Any]) -> None:
+    if not task.cancelled():
+        task.exception()
