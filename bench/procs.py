@@ -64,6 +64,13 @@ class Proc:
                 return int(line.split()[1]) * 1024
         raise ProcessError(f"{self.name}: no VmRSS")
 
+    def cpu_seconds(self) -> float:
+        """User plus system CPU time the process has used so far, in seconds."""
+        # Fields 14 and 15 of /proc/<pid>/stat, counted after the command name, which
+        # is in parentheses and may itself hold spaces or parentheses.
+        fields = Path(f"/proc/{self.pid}/stat").read_text().rpartition(")")[2].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     def wait_ready(self, timeout: float = 120.0) -> None:
         """Until the port accepts connections; ProcessError with the log if it died first."""
         deadline = time.monotonic() + timeout

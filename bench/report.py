@@ -67,6 +67,14 @@ def table(results: dict[str, Any]) -> str:
         for item in scenario.get("checks", ()):
             mark = "PASS" if item["ok"] else "FAIL"
             lines.append(f"{mark}  {item['name']}: {item['measured']} (target {item['target']})")
+    for name, scenario in results["scenarios"].items():
+        for point in scenario.get("points", ()):
+            if "cpu_us_per_answer" in point:
+                lines.append(
+                    f"CPU   {name} c={point['connections']}: "
+                    f"{point['cpu_us_per_answer']:.0f} us per answer "
+                    f"(the cold limit {point['limit_cpu_us_per_answer']:.0f} us)"
+                )
     note = speed_note(results)
     if note:
         lines += ["", note]

@@ -381,22 +381,36 @@ def _cold_round(
     bound: float,
 ) -> dict[str, Any]:
     """The service, then the cold limit, on the same users (new to both)."""
+    used = service.cpu_seconds()
     ours, calls, call_ms = _cold_run(ctx, service, c, paths_file)
+    ours_cpu = _us_per_answer(service.cpu_seconds() - used, ours)
     ctx.progress.step(
         f"  cold c={c}: {calls:.1f} upstream calls per answer, {call_ms:.2f} ms each on average"
     )
+    used = limit.cpu_seconds()
     floor = _load_run(ctx, f"cold c={c} limit", limit, c, paths_file=paths_file)
+    floor_cpu = _us_per_answer(limit.cpu_seconds() - used, floor)
+    ctx.progress.step(
+        f"  cold c={c}: CPU per answer {ours_cpu:.0f} us, the cold limit's {floor_cpu:.0f} us"
+    )
     return {
         "service": ours.as_dict(),
         "limit": floor.as_dict(),
         "ratio": ours.rps / floor.rps if floor.rps else 0.0,
         "upstream_calls_per_answer": calls,
         "upstream_call_mean_ms": call_ms,
+        # User plus system time per answer, from /proc: what queues on the server's core.
+        "cpu_us_per_answer": ours_cpu,
+        "limit_cpu_us_per_answer": floor_cpu,
         "bound_ms": bound,
         "p50_to_bound": ours.p50_ms / bound,
         "limit_p50_to_bound": floor.p50_ms / bound,
         "every_user_new": _every_path_once(ours) and _every_path_once(floor),
     }
+
+
+def _us_per_answer(cpu_seconds: float, result: wrk.WrkResult) -> float:
+    return 1e6 * cpu_seconds / result.requests if result.requests else 0.0
 
 
 def median_round(rounds: Sequence[dict[str, Any]]) -> dict[str, Any]:

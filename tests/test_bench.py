@@ -8,6 +8,8 @@ import io
 import json
 import os
 import shutil
+import sys
+import time
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -204,6 +206,28 @@ def test_summary_gives_a_cold_point_its_limit_and_its_bound() -> None:
     row = text.splitlines()[1].split()
     assert row[:3] == ["cold", "10", "51,480"]
     assert row[-4:] == ["0.75x,", "p50", "1.12x", "bound"]
+    assert "CPU" not in text  # a point measured without the CPU per answer
+
+
+def test_summary_gives_a_cold_point_its_cpu_per_answer_beside_the_cold_limit_s() -> None:
+    point = {"connections": 10, "service": wrk.parse(PLAIN_RUN).as_dict(), "ratio": 0.75}
+    point |= {"limit": wrk.parse(TROUBLED_RUN).as_dict(), "p50_to_bound": 1.125}
+    point |= {"cpu_us_per_answer": 291.4, "limit_cpu_us_per_answer": 138.6}
+    text = report.table({"meta": {}, "scenarios": {"cold": {"points": [point]}}})
+    assert "CPU   cold c=10: 291 us per answer (the cold limit 139 us)" in text.splitlines()
+
+
+def test_a_process_s_cpu_time_counts_its_work(tmp_path: Path) -> None:
+    burn = "import time\nend = time.process_time() + 0.3\nwhile time.process_time() < end: pass\n"
+    argv = [sys.executable, "-c", burn + "time.sleep(60)"]
+    proc = procs.Proc("burner", argv, 0, tmp_path / "burner.log")
+    try:
+        deadline = time.monotonic() + 30
+        while proc.cpu_seconds() < 0.3 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert 0.3 <= proc.cpu_seconds() < 5
+    finally:
+        proc.stop()
 
 
 def test_one_second_of_wrk_against_the_limit_server(tmp_path: Path) -> None:
@@ -284,6 +308,10 @@ def test_a_short_cold_scenario_runs_both_servers_on_new_users_each_round(tmp_pat
             assert round_[who]["requests"] > 0 and round_[who]["errors"] == 0
     assert point["service"] in [r["service"] for r in point["rounds"]]
     assert [c["name"] for c in result["checks"]] == ["cold c=2 p50"]
+    for round_ in point["rounds"]:
+        # Two Python servers each spend well over 10 us and well under 100 ms per answer.
+        assert 10 < round_["cpu_us_per_answer"] < 100_000
+        assert 10 < round_["limit_cpu_us_per_answer"] < 100_000
 
 
 async def test_load_reconnects_when_the_server_closes() -> None:
