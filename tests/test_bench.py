@@ -238,6 +238,25 @@ def test_one_second_of_wrk_against_the_limit_server(tmp_path: Path) -> None:
     assert result.errors == 0 and result.timeouts == 0
 
 
+def test_a_point_given_rounds_is_its_round_with_the_median_service_p99(tmp_path: Path) -> None:
+    binary = wrk.find()
+    assert binary is not None, wrk.INSTALL_HINT
+    plan = scenarios.Plan(duration=1.0)
+    ctx = scenarios.Context(
+        plan=plan, logs=tmp_path, progress=Progress(io.StringIO()), wrk_binary=binary
+    )
+    with procs.limit_server(tmp_path, ANSWER) as one, procs.limit_server(tmp_path, ANSWER) as two:
+        points = scenarios._side_by_side(ctx, "hot", one, two, (1, 2), p99_rounds={2: 3})
+    single, repeated = points
+    assert single["connections"] == 1 and "rounds" not in single
+    assert repeated["connections"] == 2 and len(repeated["rounds"]) == 3
+    p99s = sorted(r["service"]["p99_ms"] for r in repeated["rounds"])
+    assert repeated["service"]["p99_ms"] == p99s[1]
+    assert {k: v for k, v in repeated.items() if k not in ("connections", "rounds")} in (
+        repeated["rounds"]
+    )
+
+
 def test_speed_probe_times_fixed_work_on_the_core_asked_and_comes_back() -> None:
     assert speed.work(2048) == speed.work(2048) == 7 * 1024
     home = os.sched_getaffinity(0)
