@@ -60,9 +60,10 @@ class Plan:
     # The service and the cold limit, one after the other, this many times at each
     # concurrency; the median round is reported (the machines' speed drifts).
     cold_rounds: int = 3
-    # Likewise for the hot path at ten connections, whose p99 is a target: a single
-    # load of a few seconds can land on a stretch where the core runs at half speed.
-    hot_p99_rounds: int = 3
+    # Likewise for the hot path where a target is checked (the p99 at c=10, the ratio
+    # to the limit server at c=100 and c=1000): a load of a few seconds can land on a
+    # stretch where the server's core runs at half speed, and the other server's not.
+    hot_rounds: int = 3
     stampede_clients: int = 1000
     memory_users: int = 100_000
     memory_cap: int = 64 * MIB
@@ -78,7 +79,7 @@ class Plan:
             cold_connections=(10,),
             cold_users=(8_000,),
             cold_rounds=1,
-            hot_p99_rounds=1,
+            hot_rounds=1,
             stampede_clients=1000,
             memory_users=10_000,
             memory_cap=8 * MIB,
@@ -196,17 +197,19 @@ def _side_by_side(
     path: str = "/",
     paths_file: Path | None = None,
     sim: procs.Proc | None = None,
-    p99_rounds: Mapping[int, int] | None = None,
+    rounds: int = 1,
+    median_by: Mapping[int, Callable[[dict[str, Any]], float]] | None = None,
 ) -> list[dict[str, Any]]:
     """At each concurrency, the service then the limit server, same load.
 
-    Where `p99_rounds` gives a concurrency more than one round, the point is the round
-    with the median service p99, and every round is kept beside it.
+    At a concurrency `median_by` names, `rounds` times: the point is the round that is
+    the median by `median_by[c]` (the lower of the middle two), every round beside it.
     """
     points = []
     for c in connections:
-        rounds = []
-        for _ in range((p99_rounds or {}).get(c, 1)):
+        measure = (median_by or {}).get(c)
+        results = []
+        for _ in range(1 if measure is None else rounds):
             if sim is not None:
                 procs.post(sim.port, "/__sim/stats/reset")
             ours = _load_run(
@@ -223,12 +226,12 @@ def _side_by_side(
             }
             if upstream is not None:
                 point["upstream_calls"] = upstream
-            rounds.append(point)
-        if len(rounds) == 1:
-            points.append({"connections": c, **rounds[0]})
+            results.append(point)
+        if len(results) == 1:
+            points.append({"connections": c, **results[0]})
         else:
-            median = _median(rounds, "p99_ms")
-            points.append({"connections": c, **median, "rounds": rounds})
+            assert measure is not None
+            points.append({"connections": c, **_median(results, measure), "rounds": results})
     return points
 
 
@@ -238,7 +241,7 @@ def _side_by_side(
 def hot(ctx: Context) -> dict[str, Any]:
     """One cached user, many connections: the cache-hit path against the limit server.
 
-    At ten connections, whose p99 is a target, `hot_p99_rounds` rounds of both.
+    Where a target is checked (c=10, 100, 1000), `hot_rounds` rounds of both.
     """
     with procs.simulator(ctx.logs, users=1000, products=1000) as sim:
         username, _ = _busy_user(sim, _usernames(sim, 1000))
@@ -254,7 +257,8 @@ def hot(ctx: Context) -> dict[str, Any]:
                     limit,
                     ctx.plan.hot_connections,
                     path=path,
-                    p99_rounds={10: ctx.plan.hot_p99_rounds},
+                    rounds=ctx.plan.hot_rounds,
+                    median_by={10: _service_p99, 100: _ratio, 1000: _ratio},
                 )
     checks = []
     by_c = {p["connections"]: p for p in points}
@@ -440,16 +444,28 @@ def _us_per_answer(cpu_seconds: float, result: wrk.WrkResult) -> float:
 def median_round(rounds: Sequence[dict[str, Any]]) -> dict[str, Any]:
     """The round whose service p50 is the median (the lower of the middle two), with
     `every_user_new` only if it held in every round."""
-    middle = _median(rounds, "p50_ms")
+    middle = _median(rounds, _service_p50)
     middle["every_user_new"] = all(r["every_user_new"] for r in rounds)
     return middle
 
 
-def _median(rounds: Sequence[dict[str, Any]], measure: str) -> dict[str, Any]:
-    """A copy of the round whose service `measure` is the median (the lower of the
-    middle two)."""
-    ranked = sorted(rounds, key=lambda r: r["service"][measure])
-    return dict(ranked[(len(ranked) - 1) // 2])
+def _median(
+    rounds: Sequence[dict[str, Any]], measure: Callable[[dict[str, Any]], float]
+) -> dict[str, Any]:
+    """A copy of the round that is the median by `measure` (the lower of the middle two)."""
+    return dict(sorted(rounds, key=measure)[(len(rounds) - 1) // 2])
+
+
+def _service_p50(point: dict[str, Any]) -> float:
+    return float(point["service"]["p50_ms"])
+
+
+def _service_p99(point: dict[str, Any]) -> float:
+    return float(point["service"]["p99_ms"])
+
+
+def _ratio(point: dict[str, Any]) -> float:
+    return float(point["ratio"])
 
 
 def _cold_run(

@@ -238,7 +238,7 @@ def test_one_second_of_wrk_against_the_limit_server(tmp_path: Path) -> None:
     assert result.errors == 0 and result.timeouts == 0
 
 
-def test_a_point_given_rounds_is_its_round_with_the_median_service_p99(tmp_path: Path) -> None:
+def test_a_point_given_rounds_is_its_median_round_by_its_own_measure(tmp_path: Path) -> None:
     binary = wrk.find()
     assert binary is not None, wrk.INSTALL_HINT
     plan = scenarios.Plan(duration=1.0)
@@ -246,15 +246,23 @@ def test_a_point_given_rounds_is_its_round_with_the_median_service_p99(tmp_path:
         plan=plan, logs=tmp_path, progress=Progress(io.StringIO()), wrk_binary=binary
     )
     with procs.limit_server(tmp_path, ANSWER) as one, procs.limit_server(tmp_path, ANSWER) as two:
-        points = scenarios._side_by_side(ctx, "hot", one, two, (1, 2), p99_rounds={2: 3})
-    single, repeated = points
+        points = scenarios._side_by_side(
+            ctx,
+            "hot",
+            one,
+            two,
+            (1, 2, 3),
+            rounds=3,
+            median_by={2: scenarios._service_p99, 3: scenarios._ratio},
+        )
+    single, by_p99, by_ratio = points
     assert single["connections"] == 1 and "rounds" not in single
-    assert repeated["connections"] == 2 and len(repeated["rounds"]) == 3
-    p99s = sorted(r["service"]["p99_ms"] for r in repeated["rounds"])
-    assert repeated["service"]["p99_ms"] == p99s[1]
-    assert {k: v for k, v in repeated.items() if k not in ("connections", "rounds")} in (
-        repeated["rounds"]
-    )
+    for point, measure in ((by_p99, scenarios._service_p99), (by_ratio, scenarios._ratio)):
+        assert len(point["rounds"]) == 3
+        assert measure(point) == sorted(measure(r) for r in point["rounds"])[1]
+        assert {k: v for k, v in point.items() if k not in ("connections", "rounds")} in (
+            point["rounds"]
+        )
 
 
 def test_speed_probe_times_fixed_work_on_the_core_asked_and_comes_back() -> None:
