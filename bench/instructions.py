@@ -6,7 +6,8 @@ the next. Instructions do not move. This runs the service under valgrind's callg
 (about 50 times slower, which only stretches the run), asks it for cold users against
 the simulator with 2 ms of injected latency over ten connections, and divides the
 instructions the service executed while it answered them by the number of answers.
-Two builds compare to within about 0.5%, so a change of 1% is visible at once. The cold
+Two counts of one build agree within about 1% over the default 300 answers, and within
+0.2% over `--answers 1000` (the answers' order in the loop's turns still varies). The cold
 limit (`bench/cold_limit.py`, the same calls and composition without the service's
 layers) is counted the same way on the same users, and the service's count is also
 given as a multiple of it.
