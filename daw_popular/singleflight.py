@@ -115,8 +115,8 @@ async def _flight(
     Calls fn inside the task, so even an exception raised before fn's first await
     becomes the shared outcome rather than escaping into whichever caller came first.
     """
+    failure: BaseException | None = None
     try:
-        failure: BaseException | None = None
         try:
             result = await fn(*args)
         except BaseException as exc:
