@@ -4,7 +4,7 @@ The sources stay plain, fully typed Python and run as they are without this step
 (mypy's compiler, with which black and mypy themselves ship) turns the modules below into
 C extensions that run the same code with native calls and unboxed fields. Measured with
 `make bench-instructions`: 1,310k -> 741k instructions per cold answer (bench/README.md;
-645k after later changes, on a machine where 741k counted 729k).
+617k after later changes, on a machine where 741k counted 729k).
 
     pip install .                              compiled if it can be, else the plain sources
     DAW_POPULAR_COMPILE=1 pip install .        compiled or failed (the Dockerfile)
