@@ -234,6 +234,19 @@ async def test_upstream_that_never_answers_is_504_within_the_deadline() -> None:
         assert b"timeout" in answer.body.lower() or b"time" in answer.body.lower()
 
 
+async def test_answers_late_together_each_get_the_deadline_s_answer_never_early() -> None:
+    store = Store.generate(seed=1)
+    names = [user["username"] for user in store.users[:5]]
+    async with stack(store, deadline=0.3, read_timeout=5.0) as s:
+        s.sim.sim.set_faults(["*:hang"])
+        loop = asyncio.get_running_loop()
+        began = loop.time()
+        answers = await asyncio.gather(*(s.get(segment(name)) for name in names))
+        took = loop.time() - began
+        assert [a.status for a in answers] == [504] * len(names)
+        assert 0.3 <= took < 0.3 + 0.2
+
+
 async def test_fast_lane_serves_the_cached_bytes_of_the_raw_path_only() -> None:
     store = Store.generate(seed=8)
     name = store.users[0]["username"]
