@@ -2,6 +2,9 @@
 
 Errors are raised where they happen, with a message a person can act on, and
 mapped to a response once, in the service's error handler.
+
+This module stays interpreted (setup.py): `BadUsername` has two bases, which mypyc
+does not compile faithfully (compiled, its own `status` lost to its first base's).
 """
 
 from __future__ import annotations
@@ -59,3 +62,16 @@ class Overloaded(UpstreamError):
     def __init__(self, message: str, retry_after: float = 1.0) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+
+
+class BadParameter(Exception):
+    """A path parameter that cannot be decoded; the router answers it with 400."""
+
+
+class BadUsername(ServiceError, BadParameter):
+    """The username in the request path cannot be a name (400 Bad Request).
+
+    A `BadParameter`, so the router answers it as any undecodable path parameter.
+    """
+
+    status = 400

@@ -10,19 +10,17 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import Final
 from urllib.parse import unquote_to_bytes
 
 from . import responses
+from .errors import BadParameter
 from .server import Request, Result
 
 RouteHandler = Callable[[Request, str], Result]
 Converter = Callable[[bytes], str]
 
-_BAD_ESCAPE = re.compile(rb"%(?![0-9A-Fa-f]{2})")
-
-
-class BadParameter(Exception):
-    """A path parameter that cannot be decoded; answered with 400."""
+_BAD_ESCAPE: Final = re.compile(rb"%(?![0-9A-Fa-f]{2})")
 
 
 def decode_param(raw: bytes) -> str:

@@ -9,35 +9,27 @@ users). Percent-encoding is decoded everywhere, unreserved characters included
 from __future__ import annotations
 
 import re
+from typing import Final
 from urllib.parse import quote
 
-from .errors import ServiceError
-from .routing import BadParameter, decode_param
+from .errors import BadParameter, BadUsername
+from .routing import decode_param
 
 # Faker usernames are under 40 bytes; 256 leaves room for any real name while keeping
 # cache keys and upstream request lines small (an upstream head over 16 KiB gets 431).
-MAX_USERNAME_BYTES = 256
+MAX_USERNAME_BYTES: Final = 256
 
 # Printable ASCII without `%`: the usual name needs no decoding and no further checks.
-_PLAIN = re.compile(rb"[\x20-\x24\x26-\x7e]{0,%d}" % MAX_USERNAME_BYTES).fullmatch
+_PLAIN: Final = re.compile(rb"[\x20-\x24\x26-\x7e]{0,%d}" % MAX_USERNAME_BYTES).fullmatch
 # C0, DEL and C1: none can be shown or logged safely, and no real name has them.
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]").search
+_CONTROL: Final = re.compile(r"[\x00-\x1f\x7f-\x9f]").search
 
 # Sent as they are: the upstream does not percent-decode its paths, so `Amiya.Hansen`
 # and `O'Hara` only match unencoded. `quote` always keeps letters, digits and `-._~`.
-_UPSTREAM_SAFE = "!$&'()*+,;=:@"
-_UPSTREAM_PLAIN = re.compile(r"[A-Za-z0-9\-._~!$&'()*+,;=:@]+").fullmatch
+_UPSTREAM_SAFE: Final = "!$&'()*+,;=:@"
+_UPSTREAM_PLAIN: Final = re.compile(r"[A-Za-z0-9\-._~!$&'()*+,;=:@]+").fullmatch
 # RFC 3986, 5.2.4: a lone `.` or `..` segment could be resolved away by a proxy.
-_DOT_SEGMENTS = {".": "%2E", "..": "%2E%2E"}
-
-
-class BadUsername(ServiceError, BadParameter):
-    """The username in the request path cannot be a name (400 Bad Request).
-
-    A `BadParameter`, so the router answers it as any undecodable path parameter.
-    """
-
-    status = 400
+_DOT_SEGMENTS: Final = {".": "%2E", "..": "%2E%2E"}
 
 
 def decode_segment(raw: bytes) -> str:
