@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
+import sys
+from collections import Counter
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -13,8 +15,9 @@ from urllib.parse import quote
 
 import orjson
 import pytest
-from support import Answer, expected_answer, http
+from support import Answer, expected_answer, http, parse
 
+import daw_popular
 from daw_popular import app as service_app
 from daw_popular.app import App
 from daw_popular.config import Settings
@@ -245,6 +248,61 @@ async def test_answers_late_together_each_get_the_deadline_s_answer_never_early(
         took = loop.time() - began
         assert [a.status for a in answers] == [504] * len(names)
         assert 0.3 <= took < 0.3 + 0.2
+
+
+async def test_compiled_no_function_of_the_service_runs_interpreted_per_answer() -> None:
+    """Cold, composed from cached data, or a cache hit: compiled, each answer runs
+    without one interpreted Python function of the service (the simulator aside). From
+    the sources, the same watch sees them, which shows that it would."""
+    store = Store.generate(seed=5)
+    names = [user["username"] for user in store.users[:7]]
+    package = str(Path(service_app.__file__).parent)
+    seen: Counter[str] = Counter()
+
+    def watch(frame: Any, event: str, arg: Any) -> None:
+        where = frame.f_code.co_filename
+        if event == "call" and where.startswith(package) and "/sim/" not in where:
+            seen[f"{Path(where).name}:{frame.f_code.co_name}"] += 1
+
+    async def watched(s: Stack, users: list[str]) -> list[int]:
+        sys.setprofile(watch)
+        try:
+            return [(await s.get(segment(name))).status for name in users]
+        finally:
+            sys.setprofile(None)
+
+    async def watched_keep_alive(s: Stack, users: list[str]) -> list[int]:
+        """Plain keep-alive GETs on one connection: what the server's fast lane answers."""
+        reader, writer = await asyncio.open_connection("127.0.0.1", s.server.port)
+        statuses = []
+        sys.setprofile(watch)
+        try:
+            for name in users:
+                target = f"/api/recent_purchases/{segment(name)}"
+                writer.write(f"GET {target} HTTP/1.1\r\nHost: test\r\n\r\n".encode())
+                head = await reader.readuntil(b"\r\n\r\n")
+                answer = parse(head)
+                await reader.readexactly(int(answer.header("content-length") or 0))
+                statuses.append(answer.status)
+        finally:
+            sys.setprofile(None)
+            writer.close()
+        return statuses
+
+    async with stack(store) as s:
+        await s.get(segment(names[0]))  # connections made, start-up paths run
+        assert await watched(s, names[1:4]) == [200] * 3  # cold
+        assert await watched(s, names[1:4]) == [200] * 3  # cache hits, through the router
+        assert await watched_keep_alive(s, names[1:4]) == [200] * 3  # the fast lane
+    composing = {"response_ttl": 0.0, "stale_while_revalidate": 0.0, "stale_if_error": 0.0}
+    async with stack(store, **composing) as s:
+        for name in names[4:]:
+            await s.get(segment(name))
+        assert await watched(s, names[4:]) == [200] * 3  # composed from cached data
+    if daw_popular.compiled():
+        assert seen == Counter()
+    else:
+        assert seen["service.py:__call__"] == 9 and seen["service.py:fast"] == 3
 
 
 async def test_fast_lane_serves_the_cached_bytes_of_the_raw_path_only() -> None:
