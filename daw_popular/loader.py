@@ -42,7 +42,7 @@ from typing import Any, Final, Generic, Literal, TypeAlias, TypeVar
 
 from daw_popular.cache import Cache, Entry
 from daw_popular.errors import UpstreamError
-from daw_popular.singleflight import SingleFlight
+from daw_popular.singleflight import Call, SingleFlight
 
 K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
@@ -132,21 +132,21 @@ Fetch = Callable[[], Awaitable[tuple[V, Freshness]]]
 
 
 class Flight(Generic[K, V]):
-    """A fetch `Loader.begin` started or joined: the single-flight task filling `key`."""
+    """A fetch `Loader.begin` started or joined: the single-flight call filling `key`."""
 
     # A plain class compiled by mypyc (as `Freshness`): one is made per resource begun.
-    __slots__ = ("key", "state", "task")
+    __slots__ = ("call", "key", "state")
 
-    def __init__(self, key: K, task: asyncio.Task[Entry[V]], state: State) -> None:
+    def __init__(self, key: K, call: Call[Entry[V]], state: State) -> None:
         self.key = key
-        self.task = task
+        self.call = call
         self.state = state  # "miss" (this call started the fetch) or "coalesced"
 
     def __repr__(self) -> str:
-        return f"Flight({self.key!r}, {self.task!r}, {self.state!r})"
+        return f"Flight({self.key!r}, {self.call!r}, {self.state!r})"
 
     def landed(self) -> bool:
-        return self.task.done()
+        return self.call.done
 
 
 async def landing(
@@ -161,44 +161,46 @@ async def landing(
 
     Waiting never cancels a flight: a caller that goes away (its client left, its
     deadline passed) stops waiting while the fetch goes on to fill the cache for
-    everybody else, as with `asyncio.shield`. (This is `asyncio.wait` without its
-    set and per-call checks: measured, they cost 2.5 us more per wait. The timeout
-    is one timer on the future waited for: an `asyncio.timeout` scope around the
-    wait costs 2% of a cold answer's instructions.)
+    everybody else, as with `asyncio.shield`. The wait is one future, resolved by the
+    calls' listeners as the last of them ends (see `singleflight`), so the waiter
+    resumes at the next event-loop turn. (This is `asyncio.wait` without its set and
+    per-call checks: measured, they cost 2.5 us more per wait. The timeout is one timer
+    on the future waited for: an `asyncio.timeout` scope around the wait costs 2% of a
+    cold answer's instructions.)
     """
     flights = [b for b in begun if isinstance(b, Flight)]
     if until is not None:
         for flight in flights:
-            if flight.landed() and _failed(flight.task):
+            if flight.landed() and _failed(flight.call):
                 answer = until(flight)
                 if answer is not None:
                     return answer
-    tasks = [f.task for f in flights if not f.landed()]
-    if not tasks or (first and len(tasks) < len(begun)):
+    calls = [f.call for f in flights if not f.landed()]
+    if not calls or (first and len(calls) < len(begun)):
         return None
-    landed: asyncio.Future[T | None] = tasks[0].get_loop().create_future()
-    waiting = 1 if first else len(tasks)
-    by_task = {f.task: f for f in flights} if until is not None else {}
+    landed: asyncio.Future[T | None] = calls[0].task.get_loop().create_future()
+    waiting = 1 if first else len(calls)
+    by_call = {f.call: f for f in flights} if until is not None else {}
 
-    def on_landed(task: asyncio.Task[Any]) -> None:
+    def on_landed(call: Call[Any]) -> None:
         nonlocal waiting
         waiting -= 1
         if landed.done():
             return
-        answer = until(by_task[task]) if until is not None and _failed(task) else None
+        answer = until(by_call[call]) if until is not None and _failed(call) else None
         if answer is not None:
             landed.set_result(answer)
         elif waiting == 0:
             landed.set_result(None)
 
-    for task in tasks:
-        task.add_done_callback(on_landed)
+    for call in calls:
+        call.add_listener(on_landed)
     timer = None if timeout is None else landed.get_loop().call_later(timeout, _expire, landed)
     try:
         return await landed
     finally:
-        for task in tasks:
-            task.remove_done_callback(on_landed)
+        for call in calls:
+            call.remove_listener(on_landed)
         if timer is not None:
             timer.cancel()
 
@@ -208,8 +210,8 @@ def _expire(landed: asyncio.Future[Any]) -> None:
         landed.set_exception(TimeoutError())
 
 
-def _failed(task: asyncio.Task[Any]) -> bool:
-    return task.cancelled() or task.exception() is not None
+def _failed(call: Call[Any]) -> bool:
+    return call.cancelled() or call.exception() is not None
 
 
 class Loader(Generic[K, V]):
@@ -288,7 +290,7 @@ class Loader(Generic[K, V]):
         if isinstance(begun, Lookup):
             return begun
         try:
-            entry = begun.task.result()
+            entry = begun.call.result()
         except UpstreamError:
             old = self._stand_in(begun.key)
             if old is None:
@@ -299,10 +301,10 @@ class Loader(Generic[K, V]):
     def failure(self, flight: Flight[K, V]) -> BaseException | None:
         """What `settle` would raise for a landed flight: its failure when nothing stale
         may stand in for it (see `settle`), else None."""
-        task = flight.task
-        if task.cancelled():
+        call = flight.call
+        if call.cancelled():
             return asyncio.CancelledError()
-        error = task.exception()
+        error = call.exception()
         if isinstance(error, UpstreamError) and self._stand_in(flight.key) is not None:
             return None
         return error
@@ -320,13 +322,13 @@ class Loader(Generic[K, V]):
             return
         # Not eager: the request that found the entry due is answered before its
         # refresh does any work.
-        task = self._flights.start(key, self._load, key, fetch, eager=False)
-        task.add_done_callback(partial(self._refreshed, key))
+        call = self._flights.start(key, self._load, key, fetch, eager=False)
+        call.add_listener(partial(self._refreshed, key))
 
-    def _refreshed(self, key: K, task: asyncio.Task[Entry[V]]) -> None:
-        if self._on_refresh_error is None or task.cancelled():
+    def _refreshed(self, key: K, call: Call[Entry[V]]) -> None:
+        if self._on_refresh_error is None or call.cancelled():
             return
-        exc = task.exception()
+        exc = call.exception()
         if exc is not None:
             self._on_refresh_error(key, exc)
 

@@ -36,7 +36,7 @@ from .loader import Flight, Freshness, Loader, Lookup, Timed, landing
 from .metrics import EndpointCounters
 from .reply import Reply
 from .server import Later, Request, Result
-from .singleflight import SingleFlight
+from .singleflight import Call, SingleFlight
 
 if TYPE_CHECKING:
     from .shared import SharedCache
@@ -375,12 +375,13 @@ class PopularPurchases:
 class _Awaited:
     """A request waiting for its answer's flight, by callbacks rather than a task.
 
-    The answer is given (`Later`) from the flight task's done callback, which the
-    server writes at once: a task awaiting the flight would write it two event-loop
-    turns after it landed (the wait's callback, then the task's step), and under load
-    each turn waits behind everything else that became ready first. A timer gives the
-    deadline's answer instead when the flight is late. Waiting never cancels the
-    flight (see `landing`).
+    The answer is given (`Later`) by a listener of the flight's call, which the server
+    writes at once: in the composition's last task step, as it ends (see
+    `singleflight`). A task awaiting the flight would write it two event-loop turns
+    later (the wait's callback, then the task's step), a done callback of the flight's
+    task one turn later, and under load each turn waits behind everything else that
+    became ready first. A timer gives the deadline's answer instead when the flight is
+    late. Waiting never cancels the flight (see `landing`).
     """
 
     __slots__ = ("_flight", "_key", "_later", "_request", "_service", "_started", "_timer")
@@ -399,11 +400,11 @@ class _Awaited:
         self._flight = flight
         self._later = later
         self._started = time.perf_counter()
-        task = flight.task
-        self._timer = task.get_loop().call_later(service._deadline, self._expired)
-        task.add_done_callback(self._landed)
+        call = flight.call
+        self._timer = call.task.get_loop().call_later(service._deadline, self._expired)
+        call.add_listener(self._landed)
 
-    def _landed(self, _task: asyncio.Task[Any]) -> None:
+    def _landed(self, _call: Call[Any]) -> None:
         if self._timer.cancelled():
             return  # the deadline's answer was given
         self._timer.cancel()

@@ -422,7 +422,7 @@ async def test_begin_answers_a_cached_key_at_once_and_flies_the_rest() -> None:
     joined = s.loader.begin("a", keyed.fetch("a"))
     assert isinstance(first, Flight) and isinstance(joined, Flight)
     assert (first.state, joined.state) == ("miss", "coalesced")
-    assert first.task is joined.task and not first.landed()
+    assert first.call is joined.call and not first.landed()
     keyed.release("a")
     await landing(first, joined)
     assert s.loader.settle(first) == Lookup("a-value", T0, T0 + 10, "miss")
@@ -472,7 +472,7 @@ async def test_a_waiter_cancelled_in_landing_never_cancels_the_flight() -> None:
     waiter.cancel()
     with pytest.raises(asyncio.CancelledError):
         await waiter
-    assert not flight.task.cancelled()
+    assert not flight.call.task.cancelled()
     keyed.release("a")
     await s.settle()
     assert s.loader.settle(flight).value == "a-value"
@@ -491,7 +491,7 @@ async def test_landing_times_out_without_cancelling_the_flight() -> None:
         # wait_for only stops a landing that ignores its timeout (and fails the next line).
         await asyncio.wait_for(landing(flight, timeout=0.05), 2.0)
     assert 0.04 <= loop.time() - started < 1.0
-    assert not flight.landed() and not flight.task.cancelled()
+    assert not flight.landed() and not flight.call.task.cancelled()
     # A landing that ends in time leaves no timer behind to fire later.
     keyed.release("a")
     await landing(flight, timeout=0.05)
@@ -568,6 +568,16 @@ async def test_lookups_compare_by_value_and_show_their_fields() -> None:
     assert lookup == Lookup("v", 1.0, 2.0, "hit") and lookup != Lookup("v", 1.0, 2.0, "miss")
     assert lookup != ("v", 1.0, 2.0, "hit")
     assert repr(lookup) == "Lookup('v', 1.0, 2.0, 'hit')"
-    task = asyncio.get_running_loop().create_task(asyncio.sleep(0))
-    assert repr(Flight("k", task, "miss")) == f"Flight('k', {task!r}, 'miss')"
-    await task
+    flights: SingleFlight[str, object] = SingleFlight()
+    call = flights.start("k", asyncio.sleep, 0)
+    assert repr(call) == "<Call in flight>"
+    assert repr(Flight("k", call, "miss")) == "Flight('k', <Call in flight>, 'miss')"
+    await asyncio.shield(call.task)
+    assert repr(call) == "<Call: None>"
+
+    async def fail() -> object:
+        raise ValueError("no")
+
+    failed = flights.start("k", fail)
+    await asyncio.wait([failed.task])
+    assert repr(failed) == "<Call failed: ValueError('no')>"

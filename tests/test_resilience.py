@@ -569,6 +569,31 @@ async def test_the_second_round_is_asked_for_in_the_step_that_reads_the_purchase
     assert len(asked) == 4
 
 
+async def test_a_cold_answer_is_given_two_loop_turns_after_its_last_upstream_answer() -> None:
+    """The last fetch's task step ends its call, whose listener wakes the composition;
+    the composition's step ends the answer's call, whose listener gives the answer. With
+    done callbacks of their tasks, each ending would cost one turn more (four in all):
+    under load every turn waits behind the others' work."""
+    service, asked, answers = scripted()
+    outcomes = outcomes_of(service(direct_request("Edna66"), "Edna66"))
+    purchase = {"id": 1, "username": "Edna66", "productId": 7, "date": "2026-11-22T03:56:34.783Z"}
+    answers[asked[0]].set_result({"purchases": [purchase]})
+    answers[asked[1]].set_result({"user": {"username": "Edna66", "email": "e@example.com"}})
+    await asyncio.sleep(0)
+    answers[asked[2]].set_result({"product": {"id": 7, "face": "(o_o)", "price": 1, "size": 2}})
+    for _ in range(10):
+        await asyncio.sleep(0)
+    assert outcomes == [] and len(asked) == 4
+    answers[asked[3]].set_result({"purchases": [purchase]})
+    turns = 0
+    while not outcomes and turns < 10:
+        await asyncio.sleep(0)
+        turns += 1
+    assert turns == 2
+    (answer,) = outcomes
+    assert isinstance(answer, bytes) and answer.startswith(b"HTTP/1.1 200 OK")
+
+
 async def test_an_answer_late_for_its_deadline_is_given_once_and_its_flight_goes_on() -> None:
     service, _, answers = scripted(deadline=0.05)
     outcomes = outcomes_of(service(direct_request("Edna66"), "Edna66"))

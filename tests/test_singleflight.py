@@ -43,7 +43,7 @@ async def do(
     flights: SingleFlight[str, object], key: str, fn: Callable[[], Awaitable[object]]
 ) -> object:
     """A caller as the loader is one: it joins the call and waits without cancelling it."""
-    return await asyncio.shield(flights.start(key, fn))
+    return await asyncio.shield(flights.start(key, fn).task)
 
 
 def callers(
@@ -71,7 +71,7 @@ async def test_concurrent_callers_share_one_call() -> None:
 async def test_a_flight_s_task_carries_its_name() -> None:
     flights: SingleFlight[str, object] = SingleFlight()
     fn = Gated(result=object())
-    task = flights.start("k", fn)
+    task = flights.start("k", fn).task
     assert task.get_name() == TASK_NAME
     fn.gate.set()
     assert await asyncio.shield(task) is fn.result
@@ -158,8 +158,8 @@ async def test_start_never_starts_a_second_task() -> None:
     """A background start and a later do() share the one task."""
     flights: SingleFlight[str, object] = SingleFlight()
     fn = Gated()
-    task = flights.start("k", fn)
-    assert flights.start("k", fn) is task
+    task = flights.start("k", fn).task
+    assert flights.start("k", fn).task is task
     waiter = asyncio.create_task(do(flights, "k", fn))
     await settle()
     fn.gate.set()
@@ -172,16 +172,16 @@ async def test_a_task_unfiles_its_key_as_it_ends() -> None:
     new task, and nothing of the old one unfiles the new one."""
     flights: SingleFlight[str, object] = SingleFlight()
     first, second = Gated(), Gated()
-    old = flights.start("k", first)
+    old = flights.start("k", first).task
     await settle()
     first.gate.set()
     await asyncio.sleep(0)  # `old` resumes and returns; its done callbacks are queued after us
     assert old.done()
     assert flights.in_flight == 0 and "k" not in flights
-    new = flights.start("k", second)
+    new = flights.start("k", second).task
     assert new is not old
     await settle()  # the old task's done callbacks run now
-    assert flights.start("k", Gated()) is new
+    assert flights.start("k", Gated()).task is new
     assert second.calls == 1 and flights.in_flight == 1
     second.gate.set()
     assert await new == "value"
@@ -194,8 +194,8 @@ async def test_start_passes_its_arguments() -> None:
     async def join(*parts: str) -> str:
         return "-".join(parts)
 
-    assert await flights.start("k", join, "a", "b") == "a-b"
-    assert await flights.start("k", join) == ""
+    assert await flights.start("k", join, "a", "b").task == "a-b"
+    assert await flights.start("k", join).task == ""
 
 
 async def test_a_task_cancelled_before_its_scheduled_step_cancels_its_fetch() -> None:
@@ -214,14 +214,14 @@ async def test_a_task_cancelled_before_its_scheduled_step_cancels_its_fetch() ->
             raise
         return "value"
 
-    task = flights.start("k", fetch)
+    task = flights.start("k", fetch).task
     assert seen == ["sent"]
     task.cancel()
     await settle()
     assert task.cancelled() and seen == ["sent", "cancelled"]
     assert flights.in_flight == 0 and "k" not in flights
     gate.set()
-    assert await flights.start("k", fetch) == "value"
+    assert await flights.start("k", fetch).task == "value"
 
 
 async def test_start_runs_the_first_step_at_once_as_the_new_task() -> None:
@@ -238,7 +238,7 @@ async def test_start_runs_the_first_step_at_once_as_the_new_task() -> None:
         return value
 
     caller = asyncio.current_task()
-    task = flights.start("k", fetch)
+    task = flights.start("k", fetch).task
     assert seen == [task] and asyncio.current_task() is caller
     assert not task.done() and "k" in flights
     gate.set_result("value")
@@ -260,7 +260,7 @@ async def test_the_first_step_runs_in_the_new_task_s_context() -> None:
         await gate
         return TRACE.get()
 
-    task = flights.start("k", fetch)
+    task = flights.start("k", fetch).task
     assert TRACE.get() == "caller's"
     gate.set_result(None)
     assert await task == "the fetch's"
@@ -276,7 +276,7 @@ async def test_a_timeout_scope_in_the_first_step_belongs_to_the_new_task() -> No
             await asyncio.sleep(10)
         return "never"
 
-    task = flights.start("k", slow)
+    task = flights.start("k", slow).task
     with pytest.raises(TimeoutError):
         await asyncio.shield(task)
     assert asyncio.current_task() is not None and not asyncio.current_task().cancelling()
@@ -290,8 +290,8 @@ async def test_a_start_that_is_not_eager_runs_at_the_next_turn() -> None:
         seen.append(asyncio.current_task())
         return "value"
 
-    task = flights.start("k", fetch, eager=False)
-    assert seen == [] and "k" in flights and flights.start("k", fetch) is task
+    task = flights.start("k", fetch, eager=False).task
+    assert seen == [] and "k" in flights and flights.start("k", fetch).task is task
     assert await task == "value"
     assert seen == [task] and "k" not in flights
 
@@ -299,13 +299,13 @@ async def test_a_start_that_is_not_eager_runs_at_the_next_turn() -> None:
 async def test_a_lazy_start_cancelled_before_it_ran_is_not_in_flight() -> None:
     flights: SingleFlight[str, object] = SingleFlight()
     fn = Gated()
-    task = flights.start("k", fn, eager=False)
+    task = flights.start("k", fn, eager=False).task
     task.cancel()  # before its first step: its coroutine never runs
     await settle()
     assert task.cancelled() and fn.calls == 0
     assert flights.in_flight == 0 and "k" not in flights
     fn.gate.set()
-    assert await flights.start("k", fn) == "value"
+    assert await flights.start("k", fn).task == "value"
 
 
 async def test_a_future_done_before_the_scheduled_step_is_read_by_it() -> None:
@@ -315,7 +315,7 @@ async def test_a_future_done_before_the_scheduled_step_is_read_by_it() -> None:
     async def fetch() -> object:
         return await gate
 
-    task = flights.start("k", fetch)
+    task = flights.start("k", fetch).task
     gate.set_result("early")
     assert await task == "early"
 
@@ -333,7 +333,7 @@ async def test_a_fetch_that_never_waits_ends_its_task_one_turn_later(
             raise error
         return "value"
 
-    task = flights.start("k", at_once)
+    task = flights.start("k", at_once).task
     assert not task.done() and "k" in flights
     if error is None:
         assert await asyncio.shield(task) == "value"
@@ -355,7 +355,7 @@ async def test_start_from_a_loop_callback_outside_any_task() -> None:
         return "value"
 
     def callback() -> None:
-        task = flights.start("k", fetch)
+        task = flights.start("k", fetch).task
         current.append(asyncio.current_task(loop))
         started.set_result(task)
 
@@ -384,7 +384,7 @@ async def test_unretrieved_failure_of_a_background_start_is_not_logged(
         # Raised afresh, held by nothing in the test: the task must be collectable.
         raise UpstreamUnavailable("reset")
 
-    task = flights.start("k", fn, eager=eager)
+    task = flights.start("k", fn, eager=eager).task
     await settle()
     gate.set()
     await settle()
@@ -399,10 +399,163 @@ async def test_cancelled_task_cancels_its_waiters_only() -> None:
     """If the shared task itself is cancelled (shutdown), waiters see CancelledError."""
     flights: SingleFlight[str, object] = SingleFlight()
     fn = Gated()
-    task = flights.start("k", fn)
+    task = flights.start("k", fn).task
     waiter = asyncio.create_task(do(flights, "k", fn))
     await settle()
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await waiter
     assert flights.in_flight == 0
+
+
+# Call: the outcome, and listeners called as fn ends
+
+
+async def test_listeners_are_called_as_fn_ends_inside_the_task_s_last_step() -> None:
+    """In the order they were added, with the outcome readable, the key already free,
+    and the task not yet done: no event-loop turn between fn's end and theirs."""
+    flights: SingleFlight[str, object] = SingleFlight()
+    fn = Gated(result="value")
+    call = flights.start("k", fn)
+    seen: list[tuple[str, object, bool, bool]] = []
+    call.add_listener(lambda c: seen.append(("one", c.result(), "k" in flights, c.task.done())))
+    call.add_listener(lambda c: seen.append(("two", c.result(), "k" in flights, c.task.done())))
+    assert not call.done
+    with pytest.raises(asyncio.InvalidStateError):
+        call.result()
+    fn.gate.set()
+    await asyncio.sleep(0)  # fn resumes and ends
+    assert seen == [("one", "value", False, False), ("two", "value", False, False)]
+    assert call.done and call.task.done() and call.exception() is None
+
+
+async def test_a_listener_added_after_the_end_is_called_at_the_next_turn() -> None:
+    flights: SingleFlight[str, object] = SingleFlight()
+    fn = Gated()
+    fn.gate.set()
+    call = flights.start("k", fn)
+    await asyncio.shield(call.task)
+    seen: list[object] = []
+    call.add_listener(lambda c: seen.append(c.result()))
+    assert seen == []
+    await asyncio.sleep(0)
+    assert seen == ["value"]
+
+
+async def test_a_failing_listener_is_reported_and_stops_nothing() -> None:
+    loop = asyncio.get_running_loop()
+    reports: list[dict[str, Any]] = []
+    loop.set_exception_handler(lambda _loop, context: reports.append(context))
+    flights: SingleFlight[str, object] = SingleFlight()
+    fn = Gated()
+    call = flights.start("k", fn)
+    seen: list[object] = []
+    error = RuntimeError("a listener's bug")
+
+    def broken(_call: object) -> None:
+        raise error
+
+    call.add_listener(broken)
+    call.add_listener(lambda c: seen.append(c.result()))
+    fn.gate.set()
+    assert await asyncio.shield(call.task) == "value"
+    assert seen == ["value"]
+    assert [r["exception"] for r in reports] == [error]
+
+
+async def test_a_removed_listener_is_not_called() -> None:
+    flights: SingleFlight[str, object] = SingleFlight()
+    fn = Gated()
+    call = flights.start("k", fn)
+    seen: list[str] = []
+
+    def one(_call: object) -> None:
+        seen.append("one")
+
+    call.add_listener(one)
+    call.add_listener(lambda _c: seen.append("two"))
+    call.add_listener(one)
+    call.remove_listener(one)
+    call.remove_listener(one)  # gone already: nothing happens
+    fn.gate.set()
+    await asyncio.shield(call.task)
+    assert seen == ["two"]
+
+
+async def test_a_failure_is_the_call_s_outcome_for_every_reader() -> None:
+    flights: SingleFlight[str, object] = SingleFlight()
+    fn = Gated(error=UpstreamUnavailable("reset"))
+    call = flights.start("k", fn)
+    fn.gate.set()
+    with pytest.raises(UpstreamUnavailable):
+        await asyncio.shield(call.task)
+    assert call.exception() is fn.error and not call.cancelled()
+    with pytest.raises(UpstreamUnavailable) as raised:
+        call.result()
+    assert raised.value is fn.error
+
+
+async def test_a_cancelled_call_is_cancelled_for_its_listeners() -> None:
+    flights: SingleFlight[str, object] = SingleFlight()
+    call = flights.start("k", Gated())
+    seen: list[bool] = []
+    call.add_listener(lambda c: seen.append(c.cancelled()))
+    call.task.cancel()
+    await settle()
+    assert seen == [True] and call.cancelled()
+    with pytest.raises(asyncio.CancelledError):
+        call.exception()
+    with pytest.raises(asyncio.CancelledError):
+        call.result()
+
+
+async def test_a_lazy_call_cancelled_before_it_ran_ends_cancelled_for_its_listeners() -> None:
+    flights: SingleFlight[str, object] = SingleFlight()
+    fn = Gated()
+    call = flights.start("k", fn, eager=False)
+    seen: list[bool] = []
+    call.add_listener(lambda c: seen.append(c.cancelled()))
+    call.task.cancel()
+    await settle()
+    assert fn.calls == 0 and seen == [True] and call.done and "k" not in flights
+
+
+@pytest.mark.parametrize("cancelled", [False, True], ids=["ends", "cancelled-in-that-turn"])
+async def test_a_call_that_ends_in_its_first_step_ends_at_the_next_turn(cancelled: bool) -> None:
+    """Until then it is in flight: callers in that turn join it (an open breaker fails a
+    burst of them once), and no listener is called before `start` has returned. A
+    cancellation in that turn still ends the call with fn's outcome."""
+    flights: SingleFlight[str, object] = SingleFlight()
+    runs = 0
+
+    async def refused() -> object:
+        nonlocal runs
+        runs += 1
+        raise UpstreamUnavailable("breaker open")
+
+    call = flights.start("k", refused)
+    assert not call.done and "k" in flights
+    assert flights.start("k", refused) is call and runs == 1
+    seen: list[BaseException | None] = []
+    call.add_listener(lambda c: seen.append(c.exception()))
+    if cancelled:
+        call.task.cancel()
+    await settle()
+    assert call.done and call.task.done() and "k" not in flights
+    assert len(seen) == 1 and isinstance(seen[0], UpstreamUnavailable)
+    assert call.task.cancelled() is cancelled
+
+
+async def test_a_listener_that_starts_the_key_again_starts_a_new_call() -> None:
+    flights: SingleFlight[str, object] = SingleFlight()
+    first, second = Gated(), Gated()
+    call = flights.start("k", first)
+    again: list[object] = []
+    call.add_listener(lambda _c: again.append(flights.start("k", second)))
+    first.gate.set()
+    await asyncio.shield(call.task)
+    (new,) = again
+    assert new is not call and second.calls == 1 and "k" in flights
+    second.gate.set()
+    await settle()
+    assert "k" not in flights
