@@ -1,4 +1,4 @@
-"""The processes under test (simulator, service, limit server) and plain HTTP to reach them."""
+"""The processes under test (simulator, service, limit servers, peers), and plain HTTP."""
 
 from __future__ import annotations
 
@@ -158,6 +158,33 @@ def cold_limit(logs: Path, upstream: str) -> contextlib.AbstractContextManager[P
     port = free_port()
     argv = [PYTHON, "-m", "bench.cold_limit", "--port", str(port), "--upstream", upstream]
     return running("cold-limit", argv, port, logs, cpu=SERVER_CPU)
+
+
+def peer(logs: Path, name: str, response: bytes) -> contextlib.AbstractContextManager[Proc]:
+    """Another Python server (`bench/peers.py`) answering every request with `response`."""
+    port = free_port()
+    answer = logs / f"peer-response-{port}.http"
+    answer.write_bytes(response)
+    argv = [PYTHON, "-m", "bench.peers", name, "--port", str(port)]
+    argv += ["--response-file", str(answer)]
+    return running(name, argv, port, logs, cpu=SERVER_CPU)
+
+
+VARNISH_HINT = "varnishd not found: install it with `sudo apt-get install varnish` (Debian/Ubuntu)"
+
+
+def varnish(logs: Path, backend_port: int) -> contextlib.AbstractContextManager[Proc]:
+    """Varnish with its default rules in front of a backend, on the servers' core.
+
+    Its cache keeps an answer for as long as the answer's `Cache-Control` allows.
+    """
+    binary = shutil.which("varnishd")
+    if binary is None:
+        raise ProcessError(VARNISH_HINT)
+    port = free_port()
+    argv = [binary, "-F", "-j", "none", "-n", str(logs / f"varnish-{port}")]
+    argv += ["-a", f"127.0.0.1:{port}", "-b", f"127.0.0.1:{backend_port}", "-s", "malloc,64M"]
+    return running("varnish", argv, port, logs, cpu=SERVER_CPU)
 
 
 def raw_get(port: int, target: str, timeout: float = 30.0) -> bytes:

@@ -75,10 +75,31 @@ def table(results: dict[str, Any]) -> str:
                     f"{point['cpu_us_per_answer']:.0f} us per answer "
                     f"(the cold limit {point['limit_cpu_us_per_answer']:.0f} us)"
                 )
+    lines += peers_lines(results)
     note = speed_note(results)
     if note:
         lines += ["", note]
     return "\n".join(lines)
+
+
+def peers_lines(results: dict[str, Any]) -> list[str]:
+    """The `peers` scenario: each server at each concurrency, and the service's
+    throughput as a multiple of it."""
+    scenario = results["scenarios"].get("peers")
+    if not scenario or "runs" not in scenario:
+        return []
+    lines = ["", "PEERS  the hot answer's bytes from each server, alone on the servers' core"]
+    for run in scenario["runs"]:
+        c = run["connections"]
+        for name, r in run["servers"].items():
+            versus = "" if name == "service" else f"   service {run['service_to'][name]:.2f}x"
+            lines.append(
+                f"PEERS  c={c:<5} {name:<13} {r['rps']:>10,.0f} req/s  p50 {r['p50_ms']:.3f} ms"
+                f"  p99 {r['p99_ms']:.3f} ms  err/t.o. {r['errors']}/{r['timeouts']}{versus}"
+            )
+    for name, why in scenario.get("missing", {}).items():
+        lines.append(f"PEERS  {name} left out: {why}")
+    return lines
 
 
 # From this spread of the server core's probes (`bench/speed.py`), the summary warns.

@@ -8,13 +8,14 @@ service really sent in the same scenario.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import statistics
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 from urllib.parse import quote
 
 import uvloop
@@ -64,6 +65,8 @@ class Plan:
     # to the limit server at c=100 and c=1000): a load of a few seconds can land on a
     # stretch where the server's core runs at half speed, and the other server's not.
     hot_rounds: int = 3
+    # The hot path beside other servers serving the same bytes (the `peers` scenario).
+    peer_connections: tuple[int, ...] = (10, 100, 1000)
     stampede_clients: int = 1000
     memory_users: int = 100_000
     memory_cap: int = 64 * MIB
@@ -80,6 +83,7 @@ class Plan:
             cold_users=(8_000,),
             cold_rounds=1,
             hot_rounds=1,
+            peer_connections=(100,),
             stampede_clients=1000,
             memory_users=10_000,
             memory_cap=8 * MIB,
@@ -289,6 +293,76 @@ def hot(ctx: Context) -> dict[str, Any]:
         )
     )
     return {"user": username, "response_bytes": len(answer), "points": points, "checks": checks}
+
+
+# Other servers serving the bytes of the hot answer (`bench/peers.py`), and Varnish in
+# front of the service.
+PEERS: Final = ("uvicorn", "aiohttp", "granian", "varnish")
+
+
+def peers(ctx: Context) -> dict[str, Any]:
+    """The hot path beside other servers serving the same bytes, in one run.
+
+    The service and the limit server, then uvicorn, aiohttp and granian answering every
+    request with the service's cached answer (`bench/peers.py`), and Varnish in front of
+    the service serving that answer from its cache; each alone on the servers' core,
+    one after another at each concurrency, so that the machine's drift touches all
+    alike. A peer that is not installed is reported so, and the others still run.
+    Reported, not checked: the targets are the limit server's.
+    """
+    with procs.simulator(ctx.logs, users=1000, products=1000) as sim:
+        username, _ = _busy_user(sim, _usernames(sim, 1000))
+        path = _path(username)
+        with contextlib.ExitStack() as stack:
+            service = stack.enter_context(procs.service(ctx.logs, sim.url))
+            procs.raw_get(service.port, path)
+            answer = procs.raw_get(service.port, path)
+            servers = {
+                "service": service,
+                "limit server": stack.enter_context(procs.limit_server(ctx.logs, answer)),
+            }
+            missing: dict[str, str] = {}
+            for name in PEERS:
+                try:
+                    servers[name] = stack.enter_context(
+                        procs.varnish(ctx.logs, service.port)
+                        if name == "varnish"
+                        else procs.peer(ctx.logs, name, answer)
+                    )
+                except procs.ProcessError as exc:
+                    missing[name] = str(exc).splitlines()[-1] if str(exc) else "did not start"
+                    ctx.progress.step(f"  peers: {name} left out: {missing[name]}")
+            for proc in servers.values():
+                _expect_answer(proc, path, answer)
+            points = []
+            for c in ctx.plan.peer_connections:
+                results = {
+                    name: _load_run(ctx, f"peers c={c} {name}", proc, c, path=path).as_dict()
+                    for name, proc in servers.items()
+                }
+                ours = results["service"]["rps"]
+                points.append(
+                    {
+                        "connections": c,
+                        "servers": results,
+                        "service_to": {
+                            name: ours / r["rps"] if r["rps"] else 0.0
+                            for name, r in results.items()
+                            if name != "service"
+                        },
+                    }
+                )
+    # "runs", not "points": each holds every server's result, not a service-limit pair.
+    return {"user": username, "runs": points, "missing": missing, "checks": []}
+
+
+def _expect_answer(proc: procs.Proc, path: str, answer: bytes) -> None:
+    """The server answers `path` with the answer's status and body (its own head aside)."""
+    got = procs.raw_get(proc.port, path)
+    if got.split(b" ", 2)[1] != answer.split(b" ", 2)[1] or (
+        got.partition(b"\r\n\r\n")[2] != answer.partition(b"\r\n\r\n")[2]
+    ):
+        raise procs.ProcessError(f"{proc.name} does not serve the service's answer:\n{got!r}")
 
 
 def warm(ctx: Context) -> dict[str, Any]:
@@ -592,4 +666,5 @@ SCENARIOS: dict[str, Callable[[Context], dict[str, Any]]] = {
     "cold": cold,
     "stampede": stampede,
     "memory": memory,
+    "peers": peers,
 }

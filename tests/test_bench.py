@@ -21,7 +21,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from support import expected_answer, free_port, http
 
-from bench import cold_limit, instructions, procs, report, scenarios, speed, wrk
+from bench import cold_limit, instructions, peers, procs, report, scenarios, speed, wrk
 from bench.client import read_response
 from bench.progress import Progress
 from daw_popular.sim import Store, start_simulator
@@ -440,3 +440,118 @@ async def test_cold_limit_closes_the_client_when_the_upstream_is_gone() -> None:
         writer.close()
     finally:
         server.close()
+
+
+# peers: other servers serving the hot answer's bytes
+
+SERVICE_ANSWER = (
+    b"HTTP/1.1 200 OK\r\nServer: daw-popular\r\nDate: Mon, 07 Dec 2026 23:00:00 GMT\r\n"
+    b'Content-Type: application/json\r\nETag: "x1"\r\nCache-Control: public, max-age=15\r\n'
+    b"Age: 0\r\nContent-Length: 7\r\nConnection: keep-alive\r\n\r\n[1,2,3]"
+)
+
+
+def test_a_peer_is_handed_the_service_s_status_headers_and_body() -> None:
+    """Every header but those a server sets itself (date, server, length, connection)."""
+    answer = peers.Answer(SERVICE_ANSWER)
+    assert answer.status == 200 and answer.body == b"[1,2,3]"
+    assert answer.headers == [
+        (b"content-type", b"application/json"),
+        (b"etag", b'"x1"'),
+        (b"cache-control", b"public, max-age=15"),
+        (b"age", b"0"),
+    ]
+    not_found = peers.Answer(b"HTTP/1.1 404 Not Found\r\nContent-Length: 2\r\n\r\nno")
+    assert (not_found.status, not_found.headers, not_found.body) == (404, [], b"no")
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [b"", b"HTTP/1.1 200 OK\r\n", b"SSH-2.0 hello\r\n\r\n", b"HTTP/1.1 200 OK\r\nnocolon\r\n\r\n"],
+)
+def test_a_peer_refuses_what_is_not_an_http_response(raw: bytes) -> None:
+    with pytest.raises(ValueError):
+        peers.Answer(raw)
+
+
+async def test_the_asgi_peer_sends_the_answer_with_its_length() -> None:
+    """Without a length, an ASGI server would send the body chunked."""
+    app = peers.asgi_app(peers.Answer(SERVICE_ANSWER))
+    sent: list[dict[str, Any]] = []
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    await app({"type": "http", "method": "GET", "path": "/x"}, receive, send)
+    await app({"type": "lifespan"}, receive, send)  # nothing for other scopes
+    assert [m["type"] for m in sent] == ["http.response.start", "http.response.body"]
+    assert sent[0]["status"] == 200
+    assert (b"content-length", b"7") in sent[0]["headers"]
+    assert (b"etag", b'"x1"') in sent[0]["headers"]
+    assert sent[1]["body"] == b"[1,2,3]"
+
+
+async def test_the_rsgi_peer_hands_granian_the_answer() -> None:
+    app = peers.RSGIApp(peers.Answer(SERVICE_ANSWER))
+    given: list[dict[str, Any]] = []
+
+    class Protocol:
+        def response_bytes(self, **response: Any) -> None:
+            given.append(response)
+
+    await app.__rsgi__(object(), Protocol())
+    (response,) = given
+    assert response["status"] == 200 and response["body"] == b"[1,2,3]"
+    assert ("etag", '"x1"') in response["headers"]
+
+
+def test_summary_lists_each_peer_beside_the_service() -> None:
+    run = {
+        "connections": 100,
+        "servers": {
+            "service": wrk.parse(PLAIN_RUN).as_dict(),
+            "uvicorn": wrk.parse(TROUBLED_RUN).as_dict(),
+        },
+        "service_to": {"uvicorn": 4.0},
+    }
+    peers_result = {"runs": [run], "missing": {"varnish": "varnishd not found"}, "checks": []}
+    text = report.table({"meta": {}, "scenarios": {"peers": peers_result}})
+    lines = [line for line in text.splitlines() if line.startswith("PEERS")]
+    assert "service" in lines[1] and "51,480" in lines[1] and "x" not in lines[1].split()[-1]
+    assert "uvicorn" in lines[2] and lines[2].endswith("service 4.00x")
+    assert lines[3] == "PEERS  varnish left out: varnishd not found"
+
+
+def test_a_peer_that_serves_other_bytes_is_refused(tmp_path: Path) -> None:
+    with procs.limit_server(tmp_path, ANSWER) as limit:
+        scenarios._expect_answer(limit, "/x", ANSWER)
+        other = ANSWER.replace(b"[1,2,3]", b"[1,2,4]")
+        with pytest.raises(procs.ProcessError, match="does not serve the service's answer"):
+            scenarios._expect_answer(limit, "/x", other)
+
+
+def test_a_short_peers_scenario_runs_every_server_it_finds(tmp_path: Path) -> None:
+    """The service and the limit server always; each peer, or why it was left out."""
+    binary = wrk.find()
+    assert binary is not None, wrk.INSTALL_HINT
+    plan = scenarios.Plan(duration=1.0, peer_connections=(4,))
+    ctx = scenarios.Context(
+        plan=plan, logs=tmp_path, progress=Progress(io.StringIO()), wrk_binary=binary
+    )
+    result = scenarios.peers(ctx)
+    (run,) = result["runs"]
+    assert run["connections"] == 4 and {"service", "limit server"} <= set(run["servers"])
+    assert set(run["servers"]) | set(result["missing"]) == {
+        "service",
+        "limit server",
+        *scenarios.PEERS,
+    }
+    assert not set(run["servers"]) & set(result["missing"])
+    for name, measured in run["servers"].items():
+        assert measured["requests"] > 0 and measured["errors"] == 0, name
+        if name != "service":
+            assert run["service_to"][name] > 0
+    assert result["checks"] == []
