@@ -7,8 +7,8 @@ the service (the hot scenario's), the way its users would write it:
   own `server` header off;
 - `aiohttp`: one catch-all route of an `aiohttp.web.Application`, on uvloop;
 - `granian`: a raw RSGI app (granian's own interface, its fastest) on one worker;
-- Varnish is not here: it runs in front of the service itself and serves the answer
-  from its cache (`procs.varnish`), so its bytes are the service's own.
+- Varnish is not here: it serves the answer from its cache, fetched from the limit
+  server, which replays the service's bytes (`procs.varnish`, `scenarios.peers`).
 
 A server adds its own `Date` (and aiohttp and granian their `Server`), and the length
 and connection headers are each server's own; every other header and the body are the

@@ -295,8 +295,8 @@ def hot(ctx: Context) -> dict[str, Any]:
     return {"user": username, "response_bytes": len(answer), "points": points, "checks": checks}
 
 
-# Other servers serving the bytes of the hot answer (`bench/peers.py`), and Varnish in
-# front of the service.
+# Other servers serving the bytes of the hot answer (`bench/peers.py`), and Varnish
+# caching it.
 PEERS: Final = ("uvicorn", "aiohttp", "granian", "varnish")
 
 
@@ -304,8 +304,11 @@ def peers(ctx: Context) -> dict[str, Any]:
     """The hot path beside other servers serving the same bytes, in one run.
 
     The service and the limit server, then uvicorn, aiohttp and granian answering every
-    request with the service's cached answer (`bench/peers.py`), and Varnish in front of
-    the service serving that answer from its cache; each alone on the servers' core,
+    request with the service's cached answer (`bench/peers.py`), and Varnish serving it
+    from its cache. Varnish fetches it from the limit server, which replays it as it was
+    captured (`Age: 0`): the service's own copy grows older, and once its `Age` passes
+    its `max-age` (15 s) a shared cache may no longer keep it, so that Varnish in front
+    of the service would pass every request through. Each alone on the servers' core,
     one after another at each concurrency, so that the machine's drift touches all
     alike. A peer that is not installed is reported so, and the others still run.
     Reported, not checked: the targets are the limit server's.
@@ -325,7 +328,7 @@ def peers(ctx: Context) -> dict[str, Any]:
             for name in PEERS:
                 try:
                     servers[name] = stack.enter_context(
-                        procs.varnish(ctx.logs, service.port)
+                        procs.varnish(ctx.logs, servers["limit server"].port)
                         if name == "varnish"
                         else procs.peer(ctx.logs, name, answer)
                     )
