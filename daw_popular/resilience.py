@@ -11,13 +11,17 @@ from __future__ import annotations
 import asyncio
 import time
 from functools import partial
-from typing import Any, Protocol
+from typing import Any, Final, Protocol
 
 from .breaker import CircuitBreaker
 from .errors import ServiceError, UpstreamBadResponse, UpstreamTimeout, UpstreamUnavailable
 from .metrics import UpstreamCounters
 from .retry import RetryBudget, retry_after_failure
 from .upstream import UpstreamResponse, json_body
+
+# A Final name: compiled, a C static rather than an attribute lookup on the module at
+# each of the two calls per upstream call.
+_PERF_COUNTER: Final = time.perf_counter
 
 
 class UpstreamServerError(UpstreamBadResponse):
@@ -77,7 +81,7 @@ class GuardedUpstream:
         # Counted here rather than by a wrapping coroutine: one layer less per call.
         counters = self.counters
         counters.calls += 1
-        started = time.perf_counter()
+        started = _PERF_COUNTER()
         breaker = self._breaker
         try:
             ticket = breaker.before_call()  # CircuitOpen: no call at all
@@ -120,7 +124,7 @@ class GuardedUpstream:
             counters.failed(exc)
             raise
         finally:
-            counters.latency.observe(time.perf_counter() - started)
+            counters.latency.observe(_PERF_COUNTER() - started)
 
     async def _retry(self, target: str, failure: Exception, started: float) -> Any:
         """The retries after a first attempt that failed with `failure`, within the

@@ -39,6 +39,13 @@ from .eager import NEXT_TURN, FirstStep
 # `loop.create_task`, which names it only after; a loop's task factory is not used.)
 TASK_NAME: Final = "daw-popular single-flight"
 
+# Final names for the module functions called per flight: compiled, each is then a C
+# static, where `asyncio.get_running_loop` is an attribute lookup on the module at every
+# call.
+_GET_RUNNING_LOOP: Final = asyncio.get_running_loop
+_COPY_CONTEXT: Final = contextvars.copy_context
+_TASK: Final = asyncio.Task
+
 K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
 Ts = TypeVarTuple("Ts")
@@ -180,12 +187,12 @@ class SingleFlight(Generic[K, V]):
         if call is not None and not call.task.done():
             self.deduped += 1
             return call
-        loop = asyncio.get_running_loop()
+        loop = _GET_RUNNING_LOOP()
         call = Call(loop)
         first = FirstStep()
         run = _flight(self._calls, key, fn, args, first, call)
-        context = contextvars.copy_context()
-        call.task = asyncio.Task(run, loop=loop, name=TASK_NAME, context=context)
+        context = _COPY_CONTEXT()
+        call.task = _TASK(run, loop=loop, name=TASK_NAME, context=context)
         self._calls[key] = call
         if eager:
             first.take(loop, call.task, run, context)
