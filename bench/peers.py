@@ -20,6 +20,7 @@ service's. Each is a well-kept library's ordinary use, not tuned beyond its opti
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
@@ -128,8 +129,6 @@ def _aiohttp(answer: Answer, port: int) -> None:
 
 
 def _granian(response_file: Path, port: int) -> None:
-    import os
-
     from granian import Granian
     from granian.constants import HTTPModes, Interfaces
     from granian.log import LogLevels
@@ -152,8 +151,6 @@ def _granian(response_file: Path, port: int) -> None:
 
 def rsgi_target() -> RSGIApp:
     """granian's factory: the RSGI app for the answer named in the environment."""
-    import os
-
     return RSGIApp(Answer(Path(os.environ["BENCH_PEER_RESPONSE"]).read_bytes()))
 
 

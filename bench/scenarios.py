@@ -12,7 +12,7 @@ import contextlib
 import dataclasses
 import statistics
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
@@ -242,28 +242,37 @@ def _side_by_side(
 # scenarios
 
 
-def hot(ctx: Context) -> dict[str, Any]:
-    """One cached user, many connections: the cache-hit path against the limit server.
-
-    Where a target is checked (c=10, 100, 1000), `hot_rounds` rounds of both.
-    """
+@contextlib.contextmanager
+def _hot_service(ctx: Context) -> Iterator[tuple[procs.Proc, str, str, bytes]]:
+    """A service with one busy user's answer cached: the service, the user, the path,
+    and the answer's exact bytes (a hit, as every later request for it)."""
     with procs.simulator(ctx.logs, users=1000, products=1000) as sim:
         username, _ = _busy_user(sim, _usernames(sim, 1000))
         path = _path(username)
         with procs.service(ctx.logs, sim.url) as service:
             procs.raw_get(service.port, path)
-            answer = procs.raw_get(service.port, path)
-            with procs.limit_server(ctx.logs, answer) as limit:
-                points = _side_by_side(
-                    ctx,
-                    "hot",
-                    service,
-                    limit,
-                    ctx.plan.hot_connections,
-                    path=path,
-                    rounds=ctx.plan.hot_rounds,
-                    median_by={10: _service_p99, 100: _ratio, 1000: _ratio},
-                )
+            yield service, username, path, procs.raw_get(service.port, path)
+
+
+def hot(ctx: Context) -> dict[str, Any]:
+    """One cached user, many connections: the cache-hit path against the limit server.
+
+    Where a target is checked (c=10, 100, 1000), `hot_rounds` rounds of both.
+    """
+    with (
+        _hot_service(ctx) as (service, username, path, answer),
+        procs.limit_server(ctx.logs, answer) as limit,
+    ):
+        points = _side_by_side(
+            ctx,
+            "hot",
+            service,
+            limit,
+            ctx.plan.hot_connections,
+            path=path,
+            rounds=ctx.plan.hot_rounds,
+            median_by={10: _service_p99, 100: _ratio, 1000: _ratio},
+        )
     checks = []
     by_c = {p["connections"]: p for p in points}
     for c in (100, 1000):
@@ -313,48 +322,42 @@ def peers(ctx: Context) -> dict[str, Any]:
     alike. A peer that is not installed is reported so, and the others still run.
     Reported, not checked: the targets are the limit server's.
     """
-    with procs.simulator(ctx.logs, users=1000, products=1000) as sim:
-        username, _ = _busy_user(sim, _usernames(sim, 1000))
-        path = _path(username)
-        with contextlib.ExitStack() as stack:
-            service = stack.enter_context(procs.service(ctx.logs, sim.url))
-            procs.raw_get(service.port, path)
-            answer = procs.raw_get(service.port, path)
-            servers = {
-                "service": service,
-                "limit server": stack.enter_context(procs.limit_server(ctx.logs, answer)),
-            }
-            missing: dict[str, str] = {}
-            for name in PEERS:
-                try:
-                    servers[name] = stack.enter_context(
-                        procs.varnish(ctx.logs, servers["limit server"].port)
-                        if name == "varnish"
-                        else procs.peer(ctx.logs, name, answer)
-                    )
-                except procs.ProcessError as exc:
-                    missing[name] = str(exc).splitlines()[-1] if str(exc) else "did not start"
-                    ctx.progress.step(f"  peers: {name} left out: {missing[name]}")
-            for proc in servers.values():
-                _expect_answer(proc, path, answer)
-            points = []
-            for c in ctx.plan.peer_connections:
-                results = {
-                    name: _load_run(ctx, f"peers c={c} {name}", proc, c, path=path).as_dict()
-                    for name, proc in servers.items()
-                }
-                ours = results["service"]["rps"]
-                points.append(
-                    {
-                        "connections": c,
-                        "servers": results,
-                        "service_to": {
-                            name: ours / r["rps"] if r["rps"] else 0.0
-                            for name, r in results.items()
-                            if name != "service"
-                        },
-                    }
+    with _hot_service(ctx) as (service, username, path, answer), contextlib.ExitStack() as stack:
+        servers = {
+            "service": service,
+            "limit server": stack.enter_context(procs.limit_server(ctx.logs, answer)),
+        }
+        missing: dict[str, str] = {}
+        for name in PEERS:
+            try:
+                servers[name] = stack.enter_context(
+                    procs.varnish(ctx.logs, servers["limit server"].port)
+                    if name == "varnish"
+                    else procs.peer(ctx.logs, name, answer)
                 )
+            except procs.ProcessError as exc:
+                missing[name] = str(exc).splitlines()[-1] if str(exc) else "did not start"
+                ctx.progress.step(f"  peers: {name} left out: {missing[name]}")
+        for proc in servers.values():
+            _expect_answer(proc, path, answer)
+        points = []
+        for c in ctx.plan.peer_connections:
+            results = {
+                name: _load_run(ctx, f"peers c={c} {name}", proc, c, path=path).as_dict()
+                for name, proc in servers.items()
+            }
+            ours = results["service"]["rps"]
+            points.append(
+                {
+                    "connections": c,
+                    "servers": results,
+                    "service_to": {
+                        name: ours / r["rps"] if r["rps"] else 0.0
+                        for name, r in results.items()
+                        if name != "service"
+                    },
+                }
+            )
     # "runs", not "points": each holds every server's result, not a service-limit pair.
     return {"user": username, "runs": points, "missing": missing, "checks": []}
 

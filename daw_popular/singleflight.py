@@ -68,10 +68,9 @@ class Call(Generic[V]):
     Listeners are called then, synchronously, in the order they were added.
     """
 
-    __slots__ = ("_failure", "_listeners", "_loop", "_result", "done", "task")
+    __slots__ = ("_failure", "_listeners", "_result", "done", "task")
 
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self._loop = loop
+    def __init__(self) -> None:
         self.task: asyncio.Task[V]  # set by `SingleFlight.start`, which makes it
         self._listeners: list[Callable[[Call[V]], object]] | None = None
         self._result: V | None = None
@@ -111,7 +110,7 @@ class Call(Generic[V]):
         for the outcome (as with a future's done callback).
         """
         if self.done:
-            self._loop.call_soon(listener, self)
+            self.task.get_loop().call_soon(listener, self)
         elif self._listeners is None:
             self._listeners = [listener]
         else:
@@ -140,7 +139,7 @@ class Call(Generic[V]):
             except (SystemExit, KeyboardInterrupt):
                 raise
             except BaseException as exc:
-                self._loop.call_exception_handler(
+                self.task.get_loop().call_exception_handler(
                     {"message": f"Exception in a listener of {self!r}", "exception": exc}
                 )
 
@@ -183,12 +182,12 @@ class SingleFlight(Generic[K, V]):
         and it costs more than the rest of this method.)
         """
         self.calls += 1
-        call = self._calls.get(key)
-        if call is not None and not call.task.done():
+        running = self._calls.get(key)
+        if running is not None and not running.task.done():
             self.deduped += 1
-            return call
+            return running
         loop = _GET_RUNNING_LOOP()
-        call = Call(loop)
+        call: Call[V] = Call()
         first = FirstStep()
         run = _flight(self._calls, key, fn, args, first, call)
         context = _COPY_CONTEXT()
@@ -258,12 +257,13 @@ def _unfile(calls: dict[K, Call[V]], key: K, call: Call[V]) -> None:
         del calls[key]
 
 
-def _never_ran(calls: dict[K, Call[V]], key: K, call: Call[V], task: asyncio.Task[V]) -> None:
-    """A lazy call's task is done: end the call if its coroutine never ran to do it."""
+def _never_ran(calls: dict[K, Call[V]], key: K, call: Call[V], _task: asyncio.Task[V]) -> None:
+    """A lazy call's task is done: if its coroutine never ran to end the call, the task
+    was cancelled before its first step, and so is the call."""
     if call.done:
         return
     _unfile(calls, key, call)
-    call.end(None, asyncio.CancelledError() if task.cancelled() else task.exception())
+    call.end(None, asyncio.CancelledError())
 
 
 def _retrieve_when_done(task: asyncio.Task[Any] | None) -> None:
