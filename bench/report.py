@@ -75,6 +75,14 @@ def table(results: dict[str, Any]) -> str:
                     f"{point['cpu_us_per_answer']:.0f} us per answer "
                     f"(the cold limit {point['limit_cpu_us_per_answer']:.0f} us)"
                 )
+            if "upstream_rtt_during_service_ms" in point:
+                lines.append(
+                    f"RTT   {name} c={point['connections']}: the upstream answered in "
+                    f"{point['upstream_rtt_during_service_ms']:.2f} ms during the service's "
+                    f"load ({point['upstream_rtt_during_limit_ms']:.2f} ms during the cold "
+                    f"limit's, {scenario['upstream_rtt_ms']:.2f} ms idle); the service "
+                    f"timed its calls at {point['upstream_call_mean_ms']:.2f} ms"
+                )
     lines += peers_lines(results)
     note = speed_note(results)
     if note:

@@ -7,7 +7,6 @@ service really sent in the same scenario.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import dataclasses
 import statistics
@@ -20,7 +19,7 @@ from urllib.parse import quote
 
 import uvloop
 
-from . import client, procs, speed, wrk
+from . import client, procs, speed, upstream_probe, wrk
 from .progress import Progress
 
 PREFIX = "/api/recent_purchases/"
@@ -400,23 +399,15 @@ def warm(ctx: Context) -> dict[str, Any]:
 
 
 def _upstream_rtt_ms(sim: procs.Proc, username: str, samples: int = 50) -> float:
-    target = f"/api/users/{quote(username, safe='')}"
+    """The upstream's idle round trip: the median of `samples` back-to-back GETs."""
+    target = _probe_target(username)
+    return statistics.median(
+        uvloop.run(upstream_probe.round_trips(sim.port, target, samples=samples))
+    )
 
-    async def measure() -> list[float]:
-        reader, writer = await asyncio.open_connection("127.0.0.1", sim.port)
-        request = f"GET {target} HTTP/1.1\r\nHost: upstream\r\n\r\n".encode()
-        times = []
-        try:
-            for _ in range(samples):
-                started = time.perf_counter()
-                writer.write(request)
-                await client.read_response(reader)
-                times.append((time.perf_counter() - started) * 1e3)
-        finally:
-            writer.close()
-        return times
 
-    return statistics.median(uvloop.run(measure()))
+def _probe_target(username: str) -> str:
+    return f"/api/users/{quote(username, safe='')}"
 
 
 def _upstream_call_seconds(service: procs.Proc) -> tuple[float, float]:
@@ -454,6 +445,7 @@ def cold(ctx: Context) -> dict[str, Any]:
         rtt = _upstream_rtt_ms(sim, names[-1])
         bound = 2 * max(COLD_UPSTREAM_MS, rtt) + COLD_SLACK_MS
         ctx.progress.step(f"  cold: upstream round trip {rtt:.2f} ms, bound {bound:.2f} ms")
+        probe = _probe_target(names[-1])
         points: list[dict[str, Any]] = []
         start = 0  # each round takes users neither server has been asked for
         for c, size in zip(ctx.plan.cold_connections, slices, strict=True):
@@ -468,7 +460,9 @@ def cold(ctx: Context) -> dict[str, Any]:
                     procs.service(ctx.logs, sim.url) as service,
                     procs.cold_limit(ctx.logs, sim.url) as limit,
                 ):
-                    results.append(_cold_round(ctx, service, limit, c, paths_file, bound))
+                    results.append(
+                        _cold_round(ctx, service, limit, c, paths_file, bound, sim, probe)
+                    )
             points.append({"connections": c, **median_round(results), "rounds": results})
     checks = []
     for p in points:
@@ -487,19 +481,28 @@ def _cold_round(
     c: int,
     paths_file: Path,
     bound: float,
+    sim: procs.Proc,
+    probe: str,
 ) -> dict[str, Any]:
-    """The service, then the cold limit, on the same users (new to both)."""
+    """The service, then the cold limit, on the same users (new to both); the upstream's
+    round trip probed beside each load (`bench/upstream_probe.py`)."""
+    # The probe stops before the load does: it must not time an idle upstream.
+    probe_seconds = max(0.5, ctx.plan.duration - 0.5)
     used = service.cpu_seconds()
-    ours, calls, call_ms = _cold_run(ctx, service, c, paths_file)
+    with upstream_probe.Beside(sim.port, probe, probe_seconds) as beside_ours:
+        ours, calls, call_ms = _cold_run(ctx, service, c, paths_file)
     ours_cpu = _us_per_answer(service.cpu_seconds() - used, ours)
     ctx.progress.step(
-        f"  cold c={c}: {calls:.1f} upstream calls per answer, {call_ms:.2f} ms each on average"
+        f"  cold c={c}: {calls:.1f} upstream calls per answer, {call_ms:.2f} ms each on average;"
+        f" the upstream's round trip meanwhile {beside_ours.median_ms:.2f} ms"
     )
     used = limit.cpu_seconds()
-    floor = _load_run(ctx, f"cold c={c} limit", limit, c, paths_file=paths_file)
+    with upstream_probe.Beside(sim.port, probe, probe_seconds) as beside_floor:
+        floor = _load_run(ctx, f"cold c={c} limit", limit, c, paths_file=paths_file)
     floor_cpu = _us_per_answer(limit.cpu_seconds() - used, floor)
     ctx.progress.step(
-        f"  cold c={c}: CPU per answer {ours_cpu:.0f} us, the cold limit's {floor_cpu:.0f} us"
+        f"  cold c={c}: CPU per answer {ours_cpu:.0f} us, the cold limit's {floor_cpu:.0f} us;"
+        f" the upstream's round trip meanwhile {beside_floor.median_ms:.2f} ms"
     )
     return {
         "service": ours.as_dict(),
@@ -507,6 +510,10 @@ def _cold_round(
         "ratio": ours.rps / floor.rps if floor.rps else 0.0,
         "upstream_calls_per_answer": calls,
         "upstream_call_mean_ms": call_ms,
+        # The upstream's own round trip during each load (median of the probe's): the
+        # rest of `upstream_call_mean_ms` is the wait for the server's core.
+        "upstream_rtt_during_service_ms": beside_ours.median_ms,
+        "upstream_rtt_during_limit_ms": beside_floor.median_ms,
         # User plus system time per answer, from /proc: what queues on the server's core.
         "cpu_us_per_answer": ours_cpu,
         "limit_cpu_us_per_answer": floor_cpu,

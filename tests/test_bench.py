@@ -17,11 +17,22 @@ from urllib.parse import quote
 
 import orjson
 import pytest
+import uvloop
 from hypothesis import given
 from hypothesis import strategies as st
 from support import expected_answer, free_port, http
 
-from bench import cold_limit, instructions, peers, procs, report, scenarios, speed, wrk
+from bench import (
+    cold_limit,
+    instructions,
+    peers,
+    procs,
+    report,
+    scenarios,
+    speed,
+    upstream_probe,
+    wrk,
+)
 from bench.client import read_response
 from bench.progress import Progress
 from daw_popular.sim import Store, start_simulator
@@ -217,6 +228,38 @@ def test_summary_gives_a_cold_point_its_cpu_per_answer_beside_the_cold_limit_s()
     assert "CPU   cold c=10: 291 us per answer (the cold limit 139 us)" in text.splitlines()
 
 
+def test_summary_gives_a_cold_point_the_upstream_s_round_trip_beside_each_load() -> None:
+    point = {"connections": 10, "service": wrk.parse(PLAIN_RUN).as_dict(), "ratio": 0.75}
+    point |= {"limit": wrk.parse(TROUBLED_RUN).as_dict(), "p50_to_bound": 1.125}
+    point |= {"upstream_rtt_during_service_ms": 2.031, "upstream_rtt_during_limit_ms": 2.376}
+    point |= {"upstream_call_mean_ms": 2.864}
+    cold = {"upstream_rtt_ms": 2.32, "points": [point]}
+    text = report.table({"meta": {}, "scenarios": {"cold": cold}})
+    assert (
+        "RTT   cold c=10: the upstream answered in 2.03 ms during the service's load"
+        " (2.38 ms during the cold limit's, 2.32 ms idle); the service timed its calls at 2.86 ms"
+    ) in text.splitlines()
+
+
+def test_the_upstream_probe_times_each_round_trip_beside_a_load(tmp_path: Path) -> None:
+    with procs.simulator(tmp_path, users=10, products=10, latency_ms=2.0) as sim:
+        name = scenarios._usernames(sim, 1)[0]
+        target = scenarios._probe_target(name)
+        assert procs.status_of(procs.raw_get(sim.port, target)) == 200
+        with upstream_probe.Beside(sim.port, target, 0.5, interval=0.01) as probe:
+            time.sleep(1.0)  # the load would run here; the probe stops on its own
+        idle = uvloop.run(upstream_probe.round_trips(sim.port, target, samples=5))
+    # Each answer waits for the simulator's 2 ms; 0.5 s at one request per 10 ms and more.
+    assert 10 <= len(probe.times) <= 50
+    assert min(probe.times) >= 1.0 and 1.0 <= probe.median_ms < 50
+    assert len(idle) == 5 and min(idle) >= 1.0
+
+
+def test_the_upstream_probe_needs_a_count_or_a_time() -> None:
+    with pytest.raises(ValueError):
+        uvloop.run(upstream_probe.round_trips(1, "/", samples=None, seconds=None))
+
+
 def test_a_process_s_cpu_time_counts_its_work(tmp_path: Path) -> None:
     burn = "import time\nend = time.process_time() + 0.3\nwhile time.process_time() < end: pass\n"
     argv = [sys.executable, "-c", burn + "time.sleep(60)"]
@@ -339,6 +382,9 @@ def test_a_short_cold_scenario_runs_both_servers_on_new_users_each_round(tmp_pat
         # Two Python servers each spend well over 10 us and well under 100 ms per answer.
         assert 10 < round_["cpu_us_per_answer"] < 100_000
         assert 10 < round_["limit_cpu_us_per_answer"] < 100_000
+        # The upstream's own round trip beside each load: its 2 ms and a little more.
+        for key in ("upstream_rtt_during_service_ms", "upstream_rtt_during_limit_ms"):
+            assert 1.0 <= round_[key] < 50
 
 
 async def test_load_reconnects_when_the_server_closes() -> None:
