@@ -5,7 +5,9 @@ service times its own upstream calls longer than that. Is the upstream slower, o
 the time spent waiting for the server's core? `Beside` answers it: a process pinned
 to the load generator's core asks the upstream once every `interval` seconds for as
 long as the load runs, over one keep-alive connection, the way the idle measurement
-does. It adds a hundred requests a second to the thousands of the load.
+does. It adds a hundred requests a second to the thousands of the load, and its start
+(an interpreter importing uvloop, about a tenth of a second) falls on the load's first
+moments, for the service's load and the cold limit's alike.
 """
 
 from __future__ import annotations
