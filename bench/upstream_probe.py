@@ -61,7 +61,10 @@ async def round_trips(
 class Beside:
     """The upstream's round trips, taken by a process pinned to `cpu` while the block runs.
 
-    `seconds` bounds the probe: give it the load's length, so it never outlasts it.
+    `seconds` bounds the probe: give it the load's length, so it never outlasts it. A
+    probe still running `grace` seconds after that (an upstream that stopped answering)
+    is killed, and so is one whose block raised; a probe that failed, or took no
+    sample, is a `procs.ProcessError`.
     """
 
     def __init__(
@@ -72,11 +75,12 @@ class Beside:
         *,
         interval: float = 0.01,
         cpu: int | None = procs.LOAD_CPU,
+        grace: float = 60.0,
     ) -> None:
         argv = [procs.PYTHON, "-m", "bench.upstream_probe", "--port", str(port)]
         argv += ["--target", target, "--seconds", f"{seconds:g}", "--interval", f"{interval:g}"]
         self._argv = procs.pinned(argv, cpu)
-        self._seconds = seconds
+        self._wait = seconds + grace
         self._popen: subprocess.Popen[str] | None = None
         self.times: list[float] = []
 
@@ -96,14 +100,24 @@ class Beside:
             popen.kill()
             popen.wait()
             return
-        out, _ = popen.communicate(timeout=self._seconds + 60)
+        try:
+            out, _ = popen.communicate(timeout=self._wait)
+        except subprocess.TimeoutExpired:
+            popen.kill()
+            popen.wait()
+            raise procs.ProcessError(
+                f"upstream probe still running {self._wait:g} s after it started"
+            ) from None
         if popen.returncode != 0:
             raise procs.ProcessError(f"upstream probe exited with {popen.returncode}")
         self.times = json.loads(out)
+        if not self.times:
+            raise procs.ProcessError("upstream probe took no sample")
 
     @property
     def median_ms(self) -> float:
-        return statistics.median(self.times) if self.times else 0.0
+        """The median round trip, in milliseconds, once the block has ended."""
+        return statistics.median(self.times)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -8,6 +8,7 @@ import io
 import json
 import os
 import shutil
+import socket
 import sys
 import time
 from collections.abc import AsyncIterator, Sequence
@@ -253,6 +254,29 @@ def test_the_upstream_probe_times_each_round_trip_beside_a_load(tmp_path: Path) 
     assert 10 <= len(probe.times) <= 50
     assert min(probe.times) >= 1.0 and 1.0 <= probe.median_ms < 50
     assert len(idle) == 5 and min(idle) >= 1.0
+
+
+def test_an_upstream_probe_that_gets_no_answer_is_killed_and_said_so() -> None:
+    silent = socket.create_server(("127.0.0.1", 0))  # accepts, never answers
+    try:
+        port = silent.getsockname()[1]
+        started = time.monotonic()
+        with (
+            pytest.raises(procs.ProcessError, match="still running"),
+            upstream_probe.Beside(port, "/", 0.2, cpu=None, grace=1.0),
+        ):
+            pass
+        assert time.monotonic() - started < 30
+    finally:
+        silent.close()
+
+
+def test_an_upstream_probe_that_cannot_connect_is_said_so() -> None:
+    with (
+        pytest.raises(procs.ProcessError, match="exited with"),
+        upstream_probe.Beside(free_port(), "/", 0.2, cpu=None),
+    ):
+        pass
 
 
 def test_the_upstream_probe_needs_a_count_or_a_time() -> None:
