@@ -258,9 +258,9 @@ class PopularPurchases:
         message = f"User with username of '{username}' was not found"
         return self._finish(
             [user],
-            lambda lifetime, born: Reply.not_found(
+            lambda limit, born: Reply.not_found(
                 message,
-                cache_control=b"public, max-age=%d" % min(self._not_found_max_age, lifetime),
+                cache_control=b"public, max-age=%d" % limit(self._not_found_max_age),
                 born=born,
             ),
         )
@@ -283,18 +283,22 @@ class PopularPurchases:
         body = popular.render(popular.compose(username, list(product_ids), products, buyers))
         return self._finish(
             [user, ids, *lookups],
-            lambda lifetime, born: Reply.ok(
+            lambda limit, born: Reply.ok(
                 body,
                 cache_control=b"public, max-age=%d, stale-while-revalidate=%d"
-                % (min(self._max_age, lifetime), self._client_swr),
+                % (limit(self._max_age), self._client_swr),
                 born=born,
             ),
         )
 
     def _finish(
-        self, used: list[Timed], make: Callable[[int, float], Reply]
+        self, used: list[Timed], make: Callable[[Callable[[int], int], float], Reply]
     ) -> tuple[Reply, Freshness]:
-        """`make(max_age, born)`, and lifetimes no answer built from `used` may outlast."""
+        """`make(limit, born)`, and lifetimes no answer built from `used` may outlast.
+
+        `limit(seconds)` is the `max-age` that gives a client `seconds` of freshness from
+        now, within the data's (see `client_max_age`).
+        """
         now = self._clock()
         # One typed pass: compiled, the floats stay unboxed (`min()` over lists of them
         # boxed each one).
@@ -307,9 +311,10 @@ class PopularPurchases:
         fresh_until = now if data_fresh_until < now else data_fresh_until
         if now + self._response_ttl < fresh_until:
             fresh_until = now + self._response_ttl
-        # Age counts from `born`, so max-age must too: a client then sees the answer
-        # stale exactly when it is (the millisecond absorbs clock-subtraction noise).
-        reply = make(int(fresh_until - born + 0.001), born)
+        # Whole seconds, as `Age` is sent (the millisecond absorbs clock-subtraction noise).
+        lifetime = int(fresh_until - born + 0.001)
+        age = int(now - born)
+        reply = make(_partial(client_max_age, lifetime, age), born)
         # The data's windows bound the answer's: re-composing from stale data (as a
         # stale-if-error fallback does) must not stretch how long that data is served.
         return reply, Freshness(
@@ -433,6 +438,18 @@ class _SecondRound:
 
     def __init__(self) -> None:
         self.begun: list[Begun] | None = None
+
+
+def client_max_age(lifetime: int, age: int, seconds: int) -> int:
+    """The `max-age` of an answer `age` seconds old (its `Age` now) that may stay fresh
+    `lifetime` seconds from its birth, for a client to keep it at most `seconds` more.
+
+    `Age` counts from the oldest data in the answer, so `max-age` must too: a client
+    then sees the answer stale exactly when it is (`lifetime` is rounded down, so never
+    later), and a fresh answer built from data older than `seconds` does not arrive
+    stale.
+    """
+    return min(lifetime, age + seconds)
 
 
 def _remaining(data_fresh_until: float, window: float, fresh_until: float) -> float:

@@ -281,6 +281,28 @@ async def test_stale_if_error_serves_old_data_with_a_truthful_age() -> None:
         assert b"cannot connect" in answer.body
 
 
+async def test_an_answer_rebuilt_from_older_data_does_not_arrive_stale() -> None:
+    """`Age` counts from the oldest data, so `max-age` must too: an answer rebuilt from
+    fresh purchases and a user looked up earlier is fresh for `--max-age` more seconds."""
+    async with stack(
+        user_ttl=60.0,
+        product_ttl=60.0,
+        purchases_ttl=1.5,
+        response_ttl=1.5,
+        stale_while_revalidate=0.0,
+        max_age=1,
+    ) as s:
+        name = buyers(s.store)[0]
+        first = await s.get(name)
+        assert first.header("age") == "0" and max_age(first) == 1
+        await asyncio.sleep(2.2)  # the purchases and the answer expire; the user does not
+        again = await s.get(name)
+        assert again.status == 200 and again.body == first.body
+        age = int(again.header("age") or -1)
+        assert age >= 2, "Age counts from the user lookup"
+        assert max_age(again) == age + 1, "fresh for --max-age more seconds, not stale"
+
+
 async def test_stale_if_error_ends_with_the_window_of_the_data() -> None:
     """Re-composing from stale data must not extend how long that data may be served."""
     async with stack(stale_while_revalidate=0.0, stale_if_error=0.6) as s:
