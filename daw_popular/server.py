@@ -50,10 +50,14 @@ header is present (header names are first filtered by length):
 - a `#` fragment, userinfo, or a bad authority in the request target;
 - a declared Content-Length above `max_body_bytes` (413 at once, not after the body);
 - head bytes that llhttp buffers without a callback (one endless header line),
-  beyond `max_request_line + max_head_bytes` (431).
+  beyond `max_request_line + max_head_bytes` (431), and likewise a chunked body's
+  framing and trailer section beyond `max_head_bytes + max_body_bytes` (431).
 
 A request body, whatever the method, is framed by httptools and discarded by the
-handlers, up to `max_body_bytes`; its bytes are never parsed as a request. A
+handlers, up to `max_body_bytes`; its bytes are never parsed as a request, and its
+trailer fields are ignored (RFC 9110, 6.5.1: none of those read here may be merged
+into the header section). A client that half-closes gets what is owed for its complete
+requests, then the connection closes; an unfinished request is dropped. A
 request with `Expect: 100-continue` and a body gets `100 Continue` when nothing
 is owed before it. A method other than GET or HEAD, or an Upgrade request, is
 answered (404/405, or normally with the upgrade ignored) and the connection
@@ -323,6 +327,8 @@ _KINDS: Final = {
     ),
 }
 _WATCHED_LENGTHS: Final = frozenset(len(name) for name in _KINDS_LOWER)
+# Fields refused in a trailer section: they would frame or route the request.
+_FRAMING_OR_ROUTING: Final = frozenset((_K_HOST, _K_CL, _K_TE, _K_UNDERSCORE))
 
 # Rare per-request facts, one int reset per request.
 _CHUNKED: Final = 1
@@ -372,6 +378,7 @@ class HttpProtocol(asyncio.Protocol):
         "_requests",
         "_server",
         "_shutting_down",
+        "_trailer",
         "_transport",
         "_unparsed",
         "_url",
@@ -405,6 +412,9 @@ class HttpProtocol(asyncio.Protocol):
         # What a parser callback raised (see `_refusal`), until `data_received` reads it.
         self._raised: BaseException | None = None
         self._unparsed = -1  # bytes of an unfinished head so far; -1 outside a head
+        # Bytes read since the head of a chunked request, while it is unfinished (its
+        # chunk framing and trailer section); -1 outside a chunked body.
+        self._trailer = -1
         # per-request state
         self._url = b""
         self._headers: list[tuple[bytes, bytes]] = []
@@ -487,6 +497,8 @@ class HttpProtocol(asyncio.Protocol):
         else:
             if self._unparsed >= 0 and self._phase is _READING:
                 self._partial_head(data)
+            elif self._trailer >= 0 and self._phase is _READING:
+                self._partial_chunked(data)
             elif (
                 boundary
                 and len(data) <= _REPEAT_MAX
@@ -516,11 +528,27 @@ class HttpProtocol(asyncio.Protocol):
         if _foreign_protocol(data, self._url):
             self._flags |= _FOREIGN_SEEN
 
+    def _partial_chunked(self, data: bytes) -> None:
+        """A chunk ended inside a chunked body: bound what is not body.
+
+        httptools buffers a trailer field until its line ends, and keeps appending to
+        it (quadratic work), so the bytes of chunk framing and trailers are bounded as
+        a head's are. Counted from the read after the one where the head ended.
+        """
+        self._trailer += len(data)
+        limits = self._limits
+        if self._trailer - self._body_bytes > limits.max_head_bytes + limits.max_body_bytes:
+            self._refuse(431, "Request Header Fields Too Large")
+
     def eof_received(self) -> bool | None:
         # Half-close: finish what is owed, then close (returning False closes now).
         if not self._pending:
             return False
         self._shutting_down = True
+        if self._phase is _READING:
+            # The request being read can never be complete now: once what is owed is
+            # written, the connection closes (not after a request timeout and a 408).
+            self._phase = _BUSY
         return True
 
     def pause_writing(self) -> None:
@@ -564,6 +592,7 @@ class HttpProtocol(asyncio.Protocol):
         self._body_bytes = 0
         self._flags = 0
         self._unparsed = 0
+        self._trailer = -1
         self._phase = _READING
         self._deadline = self._server.now + self._limits.request_timeout
 
@@ -581,6 +610,9 @@ class HttpProtocol(asyncio.Protocol):
         size = len(name) + len(value)
         if size > limits.max_header_bytes:
             raise self._refusal(431, "Request Header Fields Too Large")
+        if self._trailer >= 0:
+            self._trailer_field(name)
+            return
         self._header_bytes += size + 4
         if self._header_bytes > limits.max_head_bytes or len(headers) >= limits.max_headers:
             raise self._refusal(431, "Request Header Fields Too Large")
@@ -628,8 +660,23 @@ class HttpProtocol(asyncio.Protocol):
         else:
             raise self._refusal(400, "Bad Request: underscore in a framing header name")
 
+    def _trailer_field(self, name: bytes) -> None:
+        """A field of a chunked body's trailer section: checked, then ignored.
+
+        No field this server reads may be merged into the header section (RFC 9110,
+        6.5.1), so none is; framing and routing fields there are refused outright, as a
+        front end that merged them would frame or route the request differently.
+        """
+        kind = _KINDS.get(name)
+        if kind is None and len(name) in _WATCHED_LENGTHS:
+            kind = _KINDS_LOWER.get(name.lower())
+        if kind is not None and kind in _FRAMING_OR_ROUTING:
+            raise self._refusal(400, "Bad Request: framing or routing field in a trailer")
+
     def on_headers_complete(self) -> None:
         self._unparsed = -1
+        if self._flags & _CHUNKED:
+            self._trailer = 0
         self._version = version = self._parser.get_http_version()
         if version == "1.1":
             if self._hosts == 0:

@@ -76,6 +76,38 @@ async def test_hostile_request_after_a_good_one_keeps_the_first_answer(
     assert [name for _, name in recorder.handled] == ["first"]
 
 
+async def test_trailer_fields_are_never_merged_into_the_header_section() -> None:
+    """RFC 9110, 6.5.1: an If-None-Match in a trailer must not make a 304 (or anything)."""
+    chunked = b"GET /hello/a HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n"
+    recorder, transport = feed(chunked + b"3\r\nabc\r\n0\r\nIf-None-Match: *\r\nX-T: 1\r\n\r\n")
+    assert [s for s, _, _ in parse_responses(bytes(transport.written))] == [200]
+    ((request, _),) = recorder.handled
+    assert request.if_none_match is None
+    assert [name.lower() for name, _ in request.headers] == [b"host", b"transfer-encoding"]
+    assert not transport.closed
+
+
+async def test_an_endless_trailer_line_is_refused_like_an_endless_header_line() -> None:
+    """httptools buffers an unfinished trailer field: its bytes are bounded (431)."""
+    limits = Limits()
+    recorder = Recorder()
+    protocol = HttpProtocol(HttpServer(recorder, limits))
+    transport = FakeTransport()
+    protocol.connection_made(transport)  # type: ignore[arg-type]
+    protocol.data_received(
+        b"GET /hello/a HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n0\r\nX: "
+    )
+    piece = b"v" * 16384
+    bound = limits.max_head_bytes + limits.max_body_bytes
+    for _ in range(bound // len(piece) + 2):
+        if transport.closed:
+            break
+        protocol.data_received(piece)
+    got = parse_responses(bytes(transport.written))
+    assert [s for s, _, _ in got] == [431] and transport.closed
+    assert recorder.handled == []
+
+
 async def test_hostile_requests_over_real_sockets_close_the_socket() -> None:
     """Every case once over TCP: one answer, then EOF from the server, no more."""
     recorder = Recorder()

@@ -341,6 +341,19 @@ async def test_a_request_in_flight_is_not_closed_by_the_keepalive_timeout() -> N
     assert parse_responses(bytes(transport.written))[0][2] == b"slept 0.05"
 
 
+async def test_a_half_close_with_an_unfinished_request_closes_after_what_is_owed() -> None:
+    """The unfinished request can never complete: no 408 ten seconds later."""
+    server, protocol, transport = make()
+    protocol.data_received(GET % b"/slow/0.02" + b"GET /hello/a HTTP/1.1\r\nHost: t\r\n")
+    assert protocol.eof_received() is True  # keep the transport open for the answer
+    await asyncio.sleep(0.06)
+    got = parse_responses(bytes(transport.written))
+    assert [(status, body) for status, _, body in got] == [(200, b"slept 0.02")]
+    assert got[0][1]["connection"] == "close" and transport.closed
+    protocol.expire(server.now + 60.0)
+    assert len(parse_responses(bytes(transport.written))) == 1
+
+
 async def test_disconnect_cancels_pending_handler_tasks() -> None:
     _, protocol, transport = make()
     protocol.data_received(GET % b"/slow/5")
