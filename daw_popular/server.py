@@ -327,6 +327,7 @@ _KINDS: Final = {
     ),
 }
 _WATCHED_LENGTHS: Final = frozenset(len(name) for name in _KINDS_LOWER)
+_BAD_REQUEST: Final = b"HTTP/1.1 400 "
 # Fields refused in a trailer section: they would frame or route the request.
 _FRAMING_OR_ROUTING: Final = frozenset((_K_HOST, _K_CL, _K_TE, _K_UNDERSCORE))
 
@@ -779,6 +780,11 @@ class HttpProtocol(asyncio.Protocol):
             log.exception("handler failed for %r", path)
             result = self._server.error_response(500, "Internal Server Error")
             keep_alive = False
+        if keep_alive and type(result) is bytes and result.startswith(_BAD_REQUEST):
+            # Every 400 closes the connection, a handler's too (a path parameter that
+            # cannot be decoded): a client that sent one may be out of step with us.
+            keep_alive = False
+            self._shutting_down = True
         if type(result) is bytes and not self._pending:
             self._write(result, keep_alive, request.http_version)
         else:

@@ -174,9 +174,10 @@ async def test_path_parameter_is_percent_decoded_as_utf8(segment: bytes, expecte
 async def test_invalid_percent_encoding_or_utf8_is_400(segment: bytes) -> None:
     _, protocol, transport = make()
     protocol.data_received(GET % (b"/hello/" + segment))
-    ((status, _, body),) = parse_responses(bytes(transport.written))
+    protocol.data_received(GET % b"/hello/after")  # never read: the line is closed
+    ((status, headers, body),) = parse_responses(bytes(transport.written))
     assert status == 400 and body.startswith(b"Bad Request")
-    assert not transport.closed  # a well-formed request with a bad parameter keeps the line
+    assert headers["connection"] == "close" and transport.closed  # every 400 closes
 
 
 @pytest.mark.parametrize(
