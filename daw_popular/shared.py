@@ -189,17 +189,31 @@ def _dump_reply(reply: Reply) -> bytes:
 
 
 def _load_reply(data: bytes) -> Reply:
+    """The answer an entry holds, rebuilt as the service builds it, or a ValueError.
+
+    An answer is served as it is, so an entry is checked whole: a body cut short or
+    damaged fails its own ETag (a hash of the body) or its JSON, a status other than
+    the two an answer has is refused, and so is a `Cache-Control` value that could not
+    be a header line.
+    """
     head, _, body = data.partition(b"\n")
-    status, content_type, cache_control, etag, born = orjson.loads(head)
-    age = max(0.0, time.time() - born)
-    return Reply(
-        status,
-        body,
-        content_type=content_type.encode("latin-1"),
-        cache_control=cache_control.encode("latin-1"),
-        born=time.monotonic() - age,
-        etag=None if etag is None else etag.encode("latin-1"),
-    )
+    status, _content_type, cache_control, etag, born = orjson.loads(head)
+    if not (type(cache_control) is str and cache_control.isascii() and cache_control.isprintable()):
+        raise ValueError("Cache-Control is not a visible ASCII string")
+    if type(born) is not float and type(born) is not int:
+        raise TypeError("born is not a number")
+    born_here = time.monotonic() - max(0.0, time.time() - born)
+    if status == 200:
+        reply = Reply.ok(body, cache_control=cache_control.encode("ascii"), born=born_here)
+        if type(etag) is not str or etag.encode("latin-1") != reply.etag:
+            raise ValueError("the body does not match its ETag")
+        if type(orjson.loads(body)) is not list:
+            raise TypeError("an answer's body is a JSON list")
+        return reply
+    if status == 404 and etag is None:
+        message = body.decode("utf-8")
+        return Reply.not_found(message, cache_control=cache_control.encode("ascii"), born=born_here)
+    raise ValueError(f"not an answer's status and validator: {status!r}, {etag!r}")
 
 
 CODECS: Final[dict[str, Codec]] = {

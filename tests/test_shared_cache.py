@@ -29,6 +29,7 @@ from daw_popular.loader import Freshness
 from daw_popular.reply import Reply
 from daw_popular.server import HttpServer
 from daw_popular.shared import (
+    _UNREADABLE,
     CODECS,
     LEASE_SUFFIX,
     SharedCache,
@@ -190,6 +191,42 @@ def test_an_answer_keeps_its_bytes_headers_and_age() -> None:
     )
     back = codec.load(codec.dump(missing))
     assert (back.status, back.body, back.etag) == (404, missing.body, None)
+
+
+def _damaged(data: bytes, how: str) -> bytes:
+    head, _, body = data.partition(b"\n")
+    fields = orjson.loads(head)
+    if how == "body cut short":
+        return head + b"\n" + body[: len(body) // 2]
+    if how == "unknown status":
+        fields[0] = 299
+    elif how == "header injection":
+        fields[2] = "public\r\nSet-Cookie: a=b"
+    elif how == "no etag":
+        fields[3] = None
+    elif how == "born not a number":
+        fields[4] = "yesterday"
+    return orjson.dumps(fields) + b"\n" + body
+
+
+@pytest.mark.parametrize(
+    "how",
+    ["body cut short", "unknown status", "header injection", "no etag", "born not a number"],
+)
+def test_a_damaged_answer_entry_is_refused(how: str) -> None:
+    """An answer is served as stored, so a damaged one must read as unreadable."""
+    codec = CODECS["answer"]
+    ok = Reply.ok(b'[{"id":1,"recent":["a"]}]', cache_control=b"public", born=time.monotonic())
+    with pytest.raises(_UNREADABLE):
+        codec.load(_damaged(codec.dump(ok), how))
+
+
+def test_a_404_entry_with_a_body_that_is_not_utf8_is_refused() -> None:
+    codec = CODECS["answer"]
+    missing = Reply.not_found("User with username of 'x' was not found", cache_control=b"c", born=0)
+    head, _, _ = codec.dump(missing).partition(b"\n")
+    with pytest.raises(_UNREADABLE):
+        codec.load(head + b"\nUser \xff")
 
 
 # lease logic, against a real Redis
