@@ -292,7 +292,7 @@ class Loader(Generic[K, V]):
         try:
             entry = begun.call.result()
         except UpstreamError:
-            old = self._stand_in(begun.key)
+            old = self.stand_in(begun.key)
             if old is None:
                 raise
             return Lookup(old.value, old.stored_at, old.fresh_until, "stale-error")
@@ -305,12 +305,13 @@ class Loader(Generic[K, V]):
         if call.cancelled():
             return asyncio.CancelledError()
         error = call.exception()
-        if isinstance(error, UpstreamError) and self._stand_in(flight.key) is not None:
+        if isinstance(error, UpstreamError) and self.stand_in(flight.key) is not None:
             return None
         return error
 
-    def _stand_in(self, key: K) -> Entry[V] | None:
-        """The entry a failed fetch may be answered with (stale-if-error), if any.
+    def stand_in(self, key: K) -> Entry[V] | None:
+        """The entry a failed or late fetch may be answered with (fresh, or stale within
+        stale-if-error), if any; no I/O.
 
         Looked up after the fetch: the entry seen before it may be gone by then.
         """

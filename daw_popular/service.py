@@ -151,7 +151,7 @@ class PopularPurchases:
             self.counters.looked_up("answer", begun.state)
             return self._answer_conditionally(begun.value, request)
         later = Later()
-        _Awaited(self, request, key, begun, later)
+        _Awaited(self, request, key, username, begun, later)
         return later
 
     def _answer_conditionally(self, reply: Reply, request: Request) -> bytes:
@@ -170,15 +170,21 @@ class PopularPurchases:
         reply: Reply = lookup.value
         return reply.answer(request)
 
-    def _too_late(self, request: Request, key: bytes) -> bytes:
+    def _too_late(self, request: Request, key: bytes, username: str) -> bytes:
         """The answer to `request` when the deadline passed before the flight landed."""
         # The deadline can fire before the upstream call's own timeout turns into an
-        # UpstreamError the loader would answer with stale data: do it here.
+        # UpstreamError the loader would answer with stale data: do it here, from the
+        # answer kept for this path, else from the resources (another spelling of the
+        # name, or an answer evicted before its data).
         entry = self._cache.peek(key)
         if entry is not None and self._clock() < entry.error_until:
             self.counters.looked_up("answer", "stale-error")
             stale: Reply = entry.value
             return stale.answer(request)
+        composed = self._compose_cached(username, stale_if_error=True)
+        if composed is not None:
+            self.counters.looked_up("answer", "stale-error")
+            return composed[0].answer(request)
         return error_response(
             request,
             UpstreamTimeout(
@@ -193,21 +199,34 @@ class PopularPurchases:
 
         The warm path: a finished answer expired or was evicted, its data was not.
         """
+        return self._compose_cached(username, stale_if_error=False)
+
+    def _compose_cached(
+        self, username: str, *, stale_if_error: bool
+    ) -> tuple[Reply, Freshness] | None:
+        """The answer from resources in this process, without I/O; else None.
+
+        Each resource must be fresh, or with `stale_if_error` may be stale within its
+        stale-if-error window (the deadline's fallback, see `_too_late`).
+        """
         # `self._loader.fresh(...)` each time, not a local bound method: compiled, that
         # is a native call.
         loader = self._loader
-        user = loader.fresh(("user", username))
+        key: tuple[str, Any] = ("user", username)
+        user = loader.stand_in(key) if stale_if_error else loader.fresh(key)
         if user is None:
             return None
         if not user.value:
             return self._not_found(username, user)
-        ids = loader.fresh(("purchases", username))
+        key = ("purchases", username)
+        ids = loader.stand_in(key) if stale_if_error else loader.fresh(key)
         if ids is None:
             return None
         lookups: list[Timed] = []
         for kind in ("product", "buyers"):
             for pid in ids.value:
-                lookup = loader.fresh((kind, pid))
+                key = (kind, pid)
+                lookup = loader.stand_in(key) if stale_if_error else loader.fresh(key)
                 if lookup is None:
                     return None
                 lookups.append(lookup)
@@ -391,19 +410,30 @@ class _Awaited:
     late. Waiting never cancels the flight (see `landing`).
     """
 
-    __slots__ = ("_flight", "_key", "_later", "_request", "_service", "_started", "_timer")
+    __slots__ = (
+        "_flight",
+        "_key",
+        "_later",
+        "_request",
+        "_service",
+        "_started",
+        "_timer",
+        "_username",
+    )
 
     def __init__(
         self,
         service: PopularPurchases,
         request: Request,
         key: bytes,
+        username: str,
         flight: Flight[Any, Any],
         later: Later,
     ) -> None:
         self._service = service
         self._request = request
         self._key = key
+        self._username = username
         self._flight = flight
         self._later = later
         self._started = _perf_counter()
@@ -424,7 +454,7 @@ class _Awaited:
 
     def _expired(self) -> None:
         self._timer.cancel()  # marks the wait over for `_landed`
-        self._give(self._service._too_late(self._request, self._key))
+        self._give(self._service._too_late(self._request, self._key, self._username))
 
     def _give(self, wire: bytes) -> None:
         self._service.counters.answered(wire, _perf_counter() - self._started)

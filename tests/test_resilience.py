@@ -549,7 +549,7 @@ async def test_a_cold_answer_asks_the_upstream_within_the_request_s_own_call() -
 
 
 def scripted(
-    deadline: float = 2.0,
+    deadline: float = 2.0, **settings: Any
 ) -> tuple[PopularPurchases, list[str], dict[str, asyncio.Future[Any]]]:
     """A service whose upstream calls wait until a test answers them, by target; the
     targets in the order they were asked for."""
@@ -562,7 +562,9 @@ def scripted(
         answers[target] = loop.create_future()
         return await answers[target]
 
-    service = PopularPurchases(DawApi(get_json), cache=Cache(1 << 20), deadline=deadline)
+    service = PopularPurchases(
+        DawApi(get_json), cache=Cache(1 << 20), deadline=deadline, **settings
+    )
     return service, asked, answers
 
 
@@ -633,6 +635,33 @@ async def test_an_answer_late_for_its_deadline_is_given_once_and_its_flight_goes
     assert len(outcomes) == 1, "the late flight gives nothing more"
     hit = service(direct_request("Edna66"), "Edna66")
     assert isinstance(hit, bytes) and hit.startswith(b"HTTP/1.1 200 OK"), "but it was cached"
+
+
+async def test_past_the_deadline_stale_resources_stand_in_for_a_missing_answer() -> None:
+    """The deadline can fire before the upstream calls' own timeouts: data still within
+    stale-if-error answers then, also for a path whose answer is not kept (another
+    spelling of the name), rather than a 504."""
+    ttls = {f"{kind}_ttl": 0.05 for kind in ("user", "purchases", "product", "response")}
+    service, asked, answers = scripted(
+        deadline=0.05, stale_while_revalidate=0.0, stale_if_error=60.0, **ttls
+    )
+    first = service(direct_request("Edna66"), "Edna66")
+    purchase = {"id": 1, "username": "Edna66", "productId": 7, "date": "2026-11-22T03:56:34.783Z"}
+    answers[asked[0]].set_result({"purchases": [purchase]})
+    answers[asked[1]].set_result({"user": {"username": "Edna66"}})
+    await asyncio.sleep(0)
+    answers[asked[2]].set_result({"product": {"id": 7, "face": "(o_o)", "price": 1}})
+    answers[asked[3]].set_result({"purchases": [purchase]})
+    fresh = await given(first)
+    assert fresh.startswith(b"HTTP/1.1 200 OK")
+    await asyncio.sleep(0.1)  # everything stale; the upstream now never answers
+    spelled = Request(
+        "GET", b"/api/recent_purchases/%45dna66", b"", [(b"host", b"t")], "1.1", True, None
+    )
+    late = await given(service(spelled, "Edna66"))
+    assert late.startswith(b"HTTP/1.1 200 OK"), late
+    assert late.partition(b"\r\n\r\n")[2] == fresh.partition(b"\r\n\r\n")[2]
+    assert len(asked) > 4, "the stale data was being refreshed"
 
 
 async def test_an_answer_whose_flight_broke_is_a_failure_for_the_server_to_answer() -> None:
