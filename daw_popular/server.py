@@ -342,6 +342,8 @@ _FOREIGN_SEEN: Final = 32  # an RTSP/ or ICE/ request line was seen in this head
 _CONTINUE: Final = b"HTTP/1.1 100 Continue\r\n\r\n"
 _OWS: Final = (0x20, 0x09)
 _FOREIGN_SCAN: Final = 4096
+# Room beyond the request target for " RTSP/" or " ICE/", when a head's reads are kept.
+_PROTOCOL_NAME: Final = 16
 # Largest read a connection remembers to answer a repeat of it without parsing:
 # requests are usually well under 1 KiB, and 16,000 connections x 4 KiB stays small.
 _REPEAT_MAX: Final = 4096
@@ -369,6 +371,7 @@ class HttpProtocol(asyncio.Protocol):
         "_if_none_match",
         "_lane_target",
         "_limits",
+        "_line",
         "_parser",
         "_pending",
         "_phase",
@@ -413,6 +416,8 @@ class HttpProtocol(asyncio.Protocol):
         # What a parser callback raised (see `_refusal`), until `data_received` reads it.
         self._raised: BaseException | None = None
         self._unparsed = -1  # bytes of an unfinished head so far; -1 outside a head
+        # The last bytes read of an unfinished head (enough for its request line).
+        self._line = b""
         # Bytes read since the head of a chunked request, while it is unfinished (its
         # chunk framing and trailer section); -1 outside a chunked body.
         self._trailer = -1
@@ -526,7 +531,10 @@ class HttpProtocol(asyncio.Protocol):
                 self._refuse(431, "Request Header Fields Too Large")
         if b"\t" in data:
             self._flags |= _TAB_SEEN
-        if _foreign_protocol(data, self._url):
+        # Kept across reads, so that a request line cut anywhere is still seen whole.
+        keep = self._limits.max_request_line + _PROTOCOL_NAME
+        self._line = line = (self._line + data[-keep:])[-keep:]
+        if _foreign_protocol(line, self._url):
             self._flags |= _FOREIGN_SEEN
 
     def _partial_chunked(self, data: bytes) -> None:
@@ -593,6 +601,7 @@ class HttpProtocol(asyncio.Protocol):
         self._body_bytes = 0
         self._flags = 0
         self._unparsed = 0
+        self._line = b""
         self._trailer = -1
         self._phase = _READING
         self._deadline = self._server.now + self._limits.request_timeout
@@ -685,6 +694,11 @@ class HttpProtocol(asyncio.Protocol):
                 raise self._refusal(400, "Bad Request: missing Host header")
         elif version != "1.0":
             raise self._refusal(400, "Bad Request: unsupported HTTP version")
+        elif self._line:
+            # The head began in an earlier read: its request line may be cut there.
+            head = self._line + self._data[: self._limits.max_request_line + _PROTOCOL_NAME]
+            if _foreign_protocol(head, self._url):
+                raise self._refusal(400, "Bad Request: not an HTTP request")
         elif len(self._data) <= _FOREIGN_SCAN and _foreign_protocol(self._data, self._url):
             # llhttp also parses RTSP/1.0 and ICE/1.0 request lines, reporting "1.0".
             # The scan is bounded so that pipelined HTTP/1.0 cannot make it quadratic.
@@ -1013,8 +1027,8 @@ class _Slot:
 def _foreign_protocol(data: bytes, target: bytes) -> bool:
     """Whether a chunk holds an RTSP or ICE request line for this request target.
 
-    A line split inside the protocol name is missed and read as HTTP/1.x: harmless,
-    since llhttp frames it exactly as it frames HTTP.
+    A head that spans reads is scanned over the bytes kept from them (`_line`), so a
+    line cut anywhere is refused as when it comes whole.
     """
     return target + b" RTSP/" in data or target + b" ICE/" in data
 

@@ -134,6 +134,22 @@ async def test_request_split_at_every_byte_is_answered_once() -> None:
         assert [b for _, _, b in got] == ["hello été".encode(), b"hello b"], cut
 
 
+@pytest.mark.parametrize("protocol_name", [b"RTSP/1.0", b"ICE/1.0"])
+async def test_a_foreign_request_line_is_refused_wherever_it_is_split(
+    protocol_name: bytes,
+) -> None:
+    """llhttp reads RTSP and ICE request lines as HTTP/1.0: refused at every split too."""
+    data = b"GET /hello/a " + protocol_name + b"\r\nHost: t\r\n\r\n"
+    for cut in range(len(data) + 1):
+        _, protocol, transport = make()
+        protocol.data_received(data[:cut])
+        if not transport.closed:
+            protocol.data_received(data[cut:])
+        got = parse_responses(bytes(transport.written))
+        assert [status for status, _, _ in got] == [400], cut
+        assert transport.closed, cut
+
+
 async def test_head_has_headers_of_get_and_no_body() -> None:
     _, protocol, transport = make()
     protocol.data_received(b"HEAD /hello/a HTTP/1.1\r\nHost: t\r\n\r\n" + (GET % b"/hello/z"))
