@@ -277,9 +277,10 @@ class PopularPurchases:
         message = f"User with username of '{username}' was not found"
         return self._finish(
             [user],
-            lambda limit, born: Reply.not_found(
+            lambda lifetime, age, born: Reply.not_found(
                 message,
-                cache_control=b"public, max-age=%d" % limit(self._not_found_max_age),
+                cache_control=b"public, max-age=%d"
+                % client_max_age(lifetime, age, self._not_found_max_age),
                 born=born,
             ),
         )
@@ -302,22 +303,20 @@ class PopularPurchases:
         body = popular.render(popular.compose(username, list(product_ids), products, buyers))
         return self._finish(
             [user, ids, *lookups],
-            lambda limit, born: Reply.ok(
+            lambda lifetime, age, born: Reply.ok(
                 body,
                 cache_control=b"public, max-age=%d, stale-while-revalidate=%d"
-                % (limit(self._max_age), self._client_swr),
+                % (client_max_age(lifetime, age, self._max_age), self._client_swr),
                 born=born,
             ),
         )
 
     def _finish(
-        self, used: list[Timed], make: Callable[[Callable[[int], int], float], Reply]
+        self, used: list[Timed], make: Callable[[int, int, float], Reply]
     ) -> tuple[Reply, Freshness]:
-        """`make(limit, born)`, and lifetimes no answer built from `used` may outlast.
-
-        `limit(seconds)` is the `max-age` that gives a client `seconds` of freshness from
-        now, within the data's (see `client_max_age`).
-        """
+        """`make(lifetime, age, born)`, and lifetimes no answer built from `used` may
+        outlast: the answer's `lifetime` and `age` in whole seconds (see
+        `client_max_age`), `born` the birth of its oldest data."""
         now = self._clock()
         # One typed pass: compiled, the floats stay unboxed (`min()` over lists of them
         # boxed each one).
@@ -333,7 +332,7 @@ class PopularPurchases:
         # Whole seconds, as `Age` is sent (the millisecond absorbs clock-subtraction noise).
         lifetime = int(fresh_until - born + 0.001)
         age = int(now - born)
-        reply = make(_partial(client_max_age, lifetime, age), born)
+        reply = make(lifetime, age, born)
         # The data's windows bound the answer's: re-composing from stale data (as a
         # stale-if-error fallback does) must not stretch how long that data is served.
         return reply, Freshness(
