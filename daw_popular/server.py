@@ -538,7 +538,7 @@ class HttpProtocol(asyncio.Protocol):
             self._flags |= _FOREIGN_SEEN
 
     def _partial_chunked(self, data: bytes) -> None:
-        """A chunk ended inside a chunked body: bound what is not body.
+        """A read ended inside a chunked body: bound what is not body.
 
         httptools buffers a trailer field until its line ends, and keeps appending to
         it (quadratic work), so the bytes of chunk framing and trailers are bounded as

@@ -192,9 +192,9 @@ def _load_reply(data: bytes) -> Reply:
     """The answer an entry holds, rebuilt as the service builds it, or a ValueError.
 
     An answer is served as it is, so an entry is checked whole: a body cut short or
-    damaged fails its own ETag (a hash of the body) or its JSON, a status other than
-    the two an answer has is refused, and so is a `Cache-Control` value that could not
-    be a header line.
+    damaged fails its own ETag (a hash of the body, which `Reply.ok` makes again), a
+    status other than the two an answer has is refused, and so is a `Cache-Control`
+    value that could not be a header line.
     """
     head, _, body = data.partition(b"\n")
     status, _content_type, cache_control, etag, born = orjson.loads(head)
@@ -207,8 +207,6 @@ def _load_reply(data: bytes) -> Reply:
         reply = Reply.ok(body, cache_control=cache_control.encode("ascii"), born=born_here)
         if type(etag) is not str or etag.encode("latin-1") != reply.etag:
             raise ValueError("the body does not match its ETag")
-        if type(orjson.loads(body)) is not list:
-            raise TypeError("an answer's body is a JSON list")
         return reply
     if status == 404 and etag is None:
         message = body.decode("utf-8")
